@@ -1,0 +1,10 @@
+# Third-party libraries, all from Debian packages (scripts/bootstrap installs them).
+find_package(Threads REQUIRED)
+find_package(Poco 1.11 REQUIRED COMPONENTS Foundation Util JSON Net)
+find_package(spdlog 1.10 REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(GTest REQUIRED)
+
+# libpqxx 6 ships no CMake package on Debian 12, only pkg-config.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx>=6.4)

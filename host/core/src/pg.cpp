@@ -1,0 +1,63 @@
+#include "pg.hpp"
+
+#include <cctype>
+
+#include "syncpod/core/errors.hpp"
+
+namespace syncpod::core::pg {
+
+std::string oneLine(std::string_view message) {
+  std::string line;
+  line.reserve(message.size());
+  bool pending_space = false;
+  for (char c : message) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      pending_space = !line.empty();
+      continue;
+    }
+    if (pending_space) line.push_back(' ');
+    pending_space = false;
+    line.push_back(c);
+  }
+  return line;
+}
+
+std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target) {
+  try {
+    auto connection = std::make_unique<pqxx::connection>(target.url);
+    connection->set_variable("search_path", connection->quote_name(target.schema));
+    connection->set_variable("application_name", "'syncpod'");
+    return connection;
+  } catch (const pqxx::broken_connection& error) {
+    throw DatabaseUnavailable("cannot connect to PostgreSQL at " + target.redactedUrl() + ": " +
+                              oneLine(error.what()));
+  } catch (const std::exception& error) {
+    throw DatabaseUnavailable("cannot use database URL " + target.redactedUrl() + ": " +
+                              oneLine(error.what()));
+  }
+}
+
+Error toError(const std::exception& error) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) {
+    return {Error::Code::Unavailable, "database connection lost: " + oneLine(error.what())};
+  }
+  if (dynamic_cast<const pqxx::serialization_failure*>(&error) != nullptr ||
+      dynamic_cast<const pqxx::deadlock_detected*>(&error) != nullptr) {
+    return {Error::Code::Conflict, oneLine(error.what())};
+  }
+  if (dynamic_cast<const pqxx::data_exception*>(&error) != nullptr ||
+      dynamic_cast<const pqxx::integrity_constraint_violation*>(&error) != nullptr) {
+    return {Error::Code::Invalid, oneLine(error.what())};
+  }
+  return {Error::Code::Internal, oneLine(error.what())};
+}
+
+TimePoint fromEpochMicros(long long micros) {
+  return TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
+}
+
+long long toEpochMicros(TimePoint time) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
+}
+
+}  // namespace syncpod::core::pg

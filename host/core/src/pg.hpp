@@ -1,0 +1,34 @@
+#pragma once
+// Private to host/core: the only header that includes libpqxx.
+
+#include <memory>
+#include <string>
+
+#include <pqxx/pqxx>
+
+#include "syncpod/core/database.hpp"
+#include "syncpod/core/job.hpp"
+#include "syncpod/core/result.hpp"
+
+namespace syncpod::core::pg {
+
+/// Opens a connection whose search_path is the installation schema (quoted), so SQL names
+/// are unqualified. Throws DatabaseUnavailable with a one-line message.
+std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target);
+
+/// Collapses libpq's multi-line messages into one line without trailing punctuation noise.
+std::string oneLine(std::string_view message);
+
+/// Maps an exception from libpqxx to an Error value (broken connection → Unavailable).
+Error toError(const std::exception& error);
+
+/// Timestamps cross as microseconds since the Unix epoch (SQL: see kEpochMicros).
+TimePoint fromEpochMicros(long long micros);
+long long toEpochMicros(TimePoint time);
+
+/// SQL expression turning a timestamptz column into epoch microseconds.
+inline std::string epochMicros(const std::string& column) {
+  return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
+}
+
+}  // namespace syncpod::core::pg

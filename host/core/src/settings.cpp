@@ -1,0 +1,183 @@
+#include "syncpod/core/settings.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Exception.h>
+#include <Poco/Util/AbstractConfiguration.h>
+#include <Poco/Util/IniFileConfiguration.h>
+#include <Poco/Util/JSONConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
+#include "syncpod/core/errors.hpp"
+
+extern char** environ;
+
+namespace syncpod::core {
+namespace {
+
+const SettingSpec* findSpec(std::string_view key) {
+  for (const auto& spec : settingSpecs()) {
+    if (spec.key == key) return &spec;
+  }
+  return nullptr;
+}
+
+std::string flagName(const std::string& key) {
+  std::string flag = "--" + key;
+  for (char& c : flag) {
+    if (c == '_') c = '-';
+  }
+  return flag;
+}
+
+/// Flattens a Poco configuration into dotted keys.
+void collectKeys(const Poco::Util::AbstractConfiguration& config, const std::string& prefix,
+                 std::map<std::string, std::string>& out) {
+  Poco::Util::AbstractConfiguration::Keys keys;
+  config.keys(prefix, keys);
+  if (keys.empty() && !prefix.empty()) {
+    out[prefix] = config.getString(prefix);
+    return;
+  }
+  for (const auto& key : keys) collectKeys(config, prefix.empty() ? key : prefix + "." + key, out);
+}
+
+std::map<std::string, std::string> readConfigFile(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) {
+    throw ConfigError("config file " + path + " does not exist or is not a file");
+  }
+  const auto extension = std::filesystem::path(path).extension().string();
+  Poco::AutoPtr<Poco::Util::AbstractConfiguration> config;
+  try {
+    if (extension == ".json") {
+      config = new Poco::Util::JSONConfiguration(path);
+    } else if (extension == ".ini") {
+      config = new Poco::Util::IniFileConfiguration(path);
+    } else if (extension == ".properties" || extension == ".conf") {
+      config = new Poco::Util::PropertyFileConfiguration(path);
+    } else {
+      throw ConfigError("config file " + path +
+                        ": unknown format; use .properties, .conf, .ini or .json");
+    }
+  } catch (const Poco::Exception& error) {
+    throw ConfigError("config file " + path + " cannot be read: " + error.displayText());
+  }
+  std::map<std::string, std::string> values;
+  collectKeys(*config, "", values);
+  return values;
+}
+
+}  // namespace
+
+const std::vector<SettingSpec>& settingSpecs() {
+  static const std::vector<SettingSpec> kSpecs = {
+      {"database_url", "SYNCPOD_DATABASE_URL", "",
+       "PostgreSQL URL, e.g. postgresql://user@host:5432/db", true},
+      {"schema", "SYNCPOD_SCHEMA", "syncpod", "schema holding this installation's tables", false},
+      {"log_format", "SYNCPOD_LOG_FORMAT", "text", "text or json (one object per line)", false},
+      {"log_level", "SYNCPOD_LOG_LEVEL", "info", "trace, debug, info, warn, error or off", false},
+      {"role", "SYNCPOD_ROLE", "all", "serve: service, singleton, worker or all", false},
+      {"rescue_interval", "SYNCPOD_RESCUE_INTERVAL", "10s",
+       "serve: how often orphaned jobs are looked for", false},
+      {"rescue_lease", "SYNCPOD_RESCUE_LEASE", "30s",
+       "a running job whose worker is silent this long is rescued", false},
+      {"migrations_dir", "SYNCPOD_MIGRATIONS_DIR", "",
+       "migrate: read NNNN_*.sql from this directory instead of the built-in set", false},
+  };
+  return kSpecs;
+}
+
+Settings Settings::resolve(const std::map<std::string, std::string>& flags,
+                           const Environment& environment, const std::string& config_file) {
+  std::map<std::string, std::string> file_values;
+  if (!config_file.empty()) {
+    file_values = readConfigFile(config_file);
+    for (const auto& [key, value] : file_values) {
+      if (findSpec(key) == nullptr) {
+        throw ConfigError("config file " + config_file + ": unknown setting '" + key + "'");
+      }
+    }
+  }
+  Settings settings;
+  for (const auto& spec : settingSpecs()) {
+    if (auto flag = flags.find(spec.key); flag != flags.end()) {
+      settings.values_[spec.key] = {flag->second, flagName(spec.key)};
+    } else if (auto env = environment.find(spec.env); env != environment.end()) {
+      settings.values_[spec.key] = {env->second, spec.env};
+    } else if (auto file = file_values.find(spec.key); file != file_values.end()) {
+      settings.values_[spec.key] = {file->second, "config file " + config_file};
+    } else if (!spec.default_value.empty()) {
+      settings.values_[spec.key] = {spec.default_value, "default"};
+    }
+  }
+  return settings;
+}
+
+Settings::Environment Settings::processEnvironment() {
+  Environment environment;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const auto equals = text.find('=');
+    if (equals == std::string_view::npos) continue;
+    environment.emplace(std::string(text.substr(0, equals)), std::string(text.substr(equals + 1)));
+  }
+  return environment;
+}
+
+std::string Settings::get(std::string_view key) const {
+  const auto found = values_.find(key);
+  return found == values_.end() ? std::string() : found->second.value;
+}
+
+std::string Settings::sourceOf(std::string_view key) const {
+  const auto found = values_.find(key);
+  return found == values_.end() ? std::string("unset") : found->second.source;
+}
+
+std::chrono::milliseconds Settings::duration(std::string_view key) const {
+  const std::string text = get(key);
+  const auto fail = [&]() -> std::chrono::milliseconds {
+    throw ConfigError("invalid duration '" + text + "' for " + std::string(key) + " (from " +
+                      sourceOf(key) + "): use e.g. 250ms, 30s, 5m, 2h");
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return fail();
+  const long long amount = std::stoll(text.substr(0, digits));
+  const std::string unit = text.substr(digits);
+  std::chrono::milliseconds value{};
+  if (unit == "ms") {
+    value = std::chrono::milliseconds(amount);
+  } else if (unit.empty() || unit == "s") {
+    value = std::chrono::seconds(amount);
+  } else if (unit == "m") {
+    value = std::chrono::minutes(amount);
+  } else if (unit == "h") {
+    value = std::chrono::hours(amount);
+  } else {
+    return fail();
+  }
+  if (value.count() <= 0) return fail();
+  return value;
+}
+
+long long Settings::integer(std::string_view key, long long min, long long max) const {
+  const std::string text = get(key);
+  std::size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || value < min || value > max) {
+    throw ConfigError("invalid value '" + text + "' for " + std::string(key) + " (from " +
+                      sourceOf(key) + "): expected an integer from " + std::to_string(min) +
+                      " to " + std::to_string(max));
+  }
+  return value;
+}
+
+}  // namespace syncpod::core

@@ -1,0 +1,101 @@
+#include "syncpod/core/settings.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "syncpod/core/errors.hpp"
+
+namespace syncpod::core {
+namespace {
+
+class TempFile {
+ public:
+  TempFile(const std::string& extension, const std::string& text)
+      : path_(std::filesystem::temp_directory_path() /
+              ("syncpod_settings_" + std::to_string(::getpid()) + "_" +
+               std::to_string(counter_++) + extension)) {
+    std::ofstream(path_) << text;
+  }
+  ~TempFile() { std::filesystem::remove(path_); }
+  std::string path() const { return path_.string(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
+
+TEST(Settings, FlagsBeatEnvironmentBeatFileBeatDefaults) {
+  TempFile file(".properties", "database_url = postgresql://file/db\nschema = from_file\n"
+                               "log_level = debug\n");
+  const Settings::Environment env = {{"SYNCPOD_DATABASE_URL", "postgresql://env/db"},
+                                     {"SYNCPOD_SCHEMA", "from_env"}};
+  const auto settings = Settings::resolve({{"database_url", "postgresql://flag/db"}}, env, file.path());
+  EXPECT_EQ(settings.get("database_url"), "postgresql://flag/db");
+  EXPECT_EQ(settings.sourceOf("database_url"), "--database-url");
+  EXPECT_EQ(settings.get("schema"), "from_env");
+  EXPECT_EQ(settings.sourceOf("schema"), "SYNCPOD_SCHEMA");
+  EXPECT_EQ(settings.get("log_level"), "debug");
+  EXPECT_EQ(settings.sourceOf("log_level"), "config file " + file.path());
+  EXPECT_EQ(settings.get("log_format"), "text");
+  EXPECT_EQ(settings.sourceOf("log_format"), "default");
+}
+
+TEST(Settings, ReadsJsonAndIniFiles) {
+  TempFile json(".json", R"({"schema": "json_schema"})");
+  EXPECT_EQ(Settings::resolve({}, {}, json.path()).get("schema"), "json_schema");
+  TempFile ini(".ini", "schema = ini_schema\n");
+  EXPECT_EQ(Settings::resolve({}, {}, ini.path()).get("schema"), "ini_schema");
+}
+
+TEST(Settings, RefusesUnknownKeyInFileNamingIt) {
+  TempFile file(".properties", "database_ulr = postgresql://typo/db\n");
+  try {
+    Settings::resolve({}, {}, file.path());
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("database_ulr"), std::string::npos) << error.what();
+  }
+}
+
+TEST(Settings, RefusesMissingFileAndUnknownFormat) {
+  EXPECT_THROW(Settings::resolve({}, {}, "/nonexistent/syncpod.properties"), ConfigError);
+  TempFile yaml(".yaml", "schema: x\n");
+  EXPECT_THROW(Settings::resolve({}, {}, yaml.path()), ConfigError);
+}
+
+TEST(Settings, ParsesDurations) {
+  const auto settings = Settings::resolve({{"rescue_interval", "250ms"}, {"rescue_lease", "2m"}}, {}, "");
+  EXPECT_EQ(settings.duration("rescue_interval"), std::chrono::milliseconds(250));
+  EXPECT_EQ(settings.duration("rescue_lease"), std::chrono::minutes(2));
+  const auto plain = Settings::resolve({{"rescue_lease", "45"}}, {}, "");
+  EXPECT_EQ(plain.duration("rescue_lease"), std::chrono::seconds(45));
+}
+
+TEST(Settings, BadDurationNamesSettingAndSource) {
+  const auto settings = Settings::resolve({}, {{"SYNCPOD_RESCUE_LEASE", "soon"}}, "");
+  try {
+    (void)settings.duration("rescue_lease");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("rescue_lease"), std::string::npos) << message;
+    EXPECT_NE(message.find("SYNCPOD_RESCUE_LEASE"), std::string::npos) << message;
+  }
+  EXPECT_THROW((void)Settings::resolve({{"rescue_lease", "0s"}}, {}, "").duration("rescue_lease"),
+               ConfigError);
+}
+
+TEST(Settings, IntegerRange) {
+  const auto settings = Settings::resolve({{"schema", "12"}}, {}, "");
+  EXPECT_EQ(settings.integer("schema", 1, 20), 12);
+  EXPECT_THROW((void)settings.integer("schema", 13, 20), ConfigError);
+  EXPECT_THROW((void)Settings::resolve({{"schema", "12x"}}, {}, "").integer("schema", 0, 99),
+               ConfigError);
+}
+
+}  // namespace
+}  // namespace syncpod::core

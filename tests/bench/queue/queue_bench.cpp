@@ -1,0 +1,277 @@
+// Queue benchmark: enqueue rate, drain rate with K claimers, and pickup latency, through the
+// same JobQueue / JobWaiter code the workers use. Prints a table; see docs/performance.md.
+//
+//   syncpod_queue_bench --database-url=URL [--jobs=200000] [--integrations=1000]
+//                       [--claimers=4] [--batch=250] [--enqueue-batch=5000] [--samples=1000]
+//
+// It drops and recreates the schema `bench_queue` (or --schema) in that database.
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "syncpod/core/job_queue.hpp"
+#include "syncpod/core/job_waiter.hpp"
+#include "syncpod/core/migrator.hpp"
+
+namespace {
+
+using namespace syncpod::core;
+using SteadyClock = std::chrono::steady_clock;
+
+struct Options {
+  std::string url;
+  std::string schema = "bench_queue";
+  int jobs = 200000;
+  int integrations = 1000;
+  int claimers = 4;
+  int batch = 250;
+  int enqueue_batch = 5000;
+  int samples = 1000;
+};
+
+Options parse(int argc, char** argv) {
+  Options options;
+  if (const char* url = std::getenv("SYNCPOD_TEST_DATABASE_URL")) options.url = url;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto equals = arg.find('=');
+    const std::string name = arg.substr(0, equals);
+    const std::string value = equals == std::string::npos ? "" : arg.substr(equals + 1);
+    if (name == "--database-url") options.url = value;
+    else if (name == "--schema") options.schema = value;
+    else if (name == "--jobs") options.jobs = std::stoi(value);
+    else if (name == "--integrations") options.integrations = std::stoi(value);
+    else if (name == "--claimers") options.claimers = std::stoi(value);
+    else if (name == "--batch") options.batch = std::stoi(value);
+    else if (name == "--enqueue-batch") options.enqueue_batch = std::stoi(value);
+    else if (name == "--samples") options.samples = std::stoi(value);
+    else {
+      std::cerr << "unknown option " << arg << "\n";
+      std::exit(64);
+    }
+  }
+  if (options.url.empty()) {
+    std::cerr << "give --database-url=URL (or SYNCPOD_TEST_DATABASE_URL)\n";
+    std::exit(64);
+  }
+  return options;
+}
+
+double seconds(SteadyClock::duration duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
+template <class T>
+T orDie(Result<T> result, const char* what) {
+  if (!result) {
+    std::cerr << what << " failed: " << result.error().message << "\n";
+    std::exit(1);
+  }
+  return std::move(result).value();
+}
+
+std::vector<IntegrationId> freshSchema(const DatabaseTarget& target, int integrations) {
+  {
+    pqxx::connection connection(target.url);
+    pqxx::nontransaction tx(connection);
+    tx.exec("DROP SCHEMA IF EXISTS " + connection.quote_name(target.schema) + " CASCADE");
+  }
+  Migrator(target, embeddedMigrations()).apply();
+  pqxx::connection connection(target.url);
+  connection.set_variable("search_path", connection.quote_name(target.schema));
+  pqxx::nontransaction tx(connection);
+  std::vector<IntegrationId> ids;
+  for (const auto& row : tx.exec_params(
+           "INSERT INTO integrations (name) SELECT 'bench-' || i FROM generate_series(1, $1) i "
+           "RETURNING id",
+           integrations)) {
+    ids.push_back(row[0].as<IntegrationId>());
+  }
+  return ids;
+}
+
+std::string scalar(const DatabaseTarget& target, const std::string& sql) {
+  pqxx::connection connection(target.url);
+  connection.set_variable("search_path", connection.quote_name(target.schema));
+  pqxx::nontransaction tx(connection);
+  return tx.exec(sql)[0][0].c_str();
+}
+
+/// Enqueues `jobs` no-op jobs round-robin over the integrations; returns jobs/s.
+double benchEnqueue(const DatabaseTarget& target, const std::vector<IntegrationId>& integrations,
+                    const Options& options) {
+  JobQueue queue(target);
+  std::vector<EnqueueRequest> batch;
+  const auto start = SteadyClock::now();
+  for (int i = 0; i < options.jobs; ++i) {
+    EnqueueRequest request;
+    request.integration_id = integrations[static_cast<std::size_t>(i) % integrations.size()];
+    request.merge = false;  // distinct jobs: coalescing would fold them into one per integration
+    batch.push_back(request);
+    if (static_cast<int>(batch.size()) == options.enqueue_batch || i + 1 == options.jobs) {
+      orDie(queue.enqueue(batch), "enqueue");
+      batch.clear();
+    }
+  }
+  return options.jobs / seconds(SteadyClock::now() - start);
+}
+
+struct DrainFigures {
+  double jobs_per_second = 0;
+  long long claims = 0;
+  long long empty_claims = 0;
+};
+
+/// K claimers, each claiming up to `batch` and completing what it claimed in one statement.
+DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
+  std::atomic<long long> done{0};
+  std::atomic<long long> claims{0};
+  std::atomic<long long> empty_claims{0};
+  std::vector<std::thread> threads;
+  const auto start = SteadyClock::now();
+  for (int k = 0; k < options.claimers; ++k) {
+    threads.emplace_back([&] {
+      JobQueue queue(target);
+      const auto worker = orDie(queue.registerWorker({options.batch, "bench", "bench", getpid()}),
+                                "register");
+      std::vector<Completion> completions;
+      while (done.load() < options.jobs) {
+        auto jobs = orDie(queue.claim(worker, options.batch), "claim");
+        ++claims;
+        if (jobs.empty()) {
+          ++empty_claims;
+          std::this_thread::yield();
+          continue;
+        }
+        completions.clear();
+        for (const auto& job : jobs) {
+          completions.push_back({job.id, job.attempt, Completion::Outcome::Succeeded, "", ""});
+        }
+        const auto results = orDie(queue.complete(worker, completions), "complete");
+        for (const auto& result : results) {
+          if (!result.accepted) {
+            std::cerr << "completion of job " << result.id << " refused\n";
+            std::exit(1);
+          }
+        }
+        done += static_cast<long long>(jobs.size());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  DrainFigures figures;
+  figures.jobs_per_second = options.jobs / seconds(SteadyClock::now() - start);
+  figures.claims = claims.load();
+  figures.empty_claims = empty_claims.load();
+  return figures;
+}
+
+/// One idle worker waits on LISTEN; a producer enqueues one job at a time and measures the
+/// time from the enqueue call to the worker's claim returning it.
+std::vector<double> benchPickup(const DatabaseTarget& target, IntegrationId integration,
+                                int samples) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  JobId claimed_id = 0;
+  SteadyClock::time_point claimed_at;
+  std::atomic<bool> stop{false};
+
+  JobWaiter waiter(target);
+  std::thread worker([&] {
+    JobQueue queue(target);
+    const auto id = orDie(queue.registerWorker({1, "bench", "bench", getpid()}), "register");
+    while (!stop) {
+      auto jobs = orDie(queue.claim(id, 1), "claim");
+      if (jobs.empty()) {
+        waiter.wait(std::chrono::seconds(1));
+        continue;
+      }
+      const auto now = SteadyClock::now();
+      orDie(queue.complete(id, {jobs[0].id, jobs[0].attempt, Completion::Outcome::Succeeded, "", ""}),
+            "complete");
+      std::lock_guard lock(mutex);
+      claimed_id = jobs[0].id;
+      claimed_at = now;
+      changed.notify_all();
+    }
+  });
+
+  JobQueue producer(target);
+  std::vector<double> latencies_ms;
+  for (int i = 0; i < samples + 50; ++i) {
+    EnqueueRequest request;
+    request.integration_id = integration;
+    request.merge = false;
+    const auto start = SteadyClock::now();
+    const auto job = orDie(producer.enqueue(request), "enqueue");
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return claimed_id == job.id; });
+    // The first 50 warm up connections and plans.
+    if (i >= 50) latencies_ms.push_back(seconds(claimed_at - start) * 1000.0);
+  }
+  stop = true;
+  waiter.wake();
+  worker.join();
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  return latencies_ms;
+}
+
+double percentile(const std::vector<double>& sorted, double p) {
+  const auto index = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1));
+  return sorted[index];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto options = parse(argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+  const DatabaseTarget target{options.url, options.schema};
+
+  utsname machine{};
+  uname(&machine);
+  std::printf("machine: %s %s, %u cores; %s\n", machine.sysname, machine.machine,
+              std::thread::hardware_concurrency(),
+              scalar(target, "SELECT version()").substr(0, 40).c_str());
+  std::printf("postgres: fsync=%s synchronous_commit=%s shared_buffers=%s\n",
+              scalar(target, "SHOW fsync").c_str(), scalar(target, "SHOW synchronous_commit").c_str(),
+              scalar(target, "SHOW shared_buffers").c_str());
+  std::printf("jobs=%d integrations=%d claimers=%d claim/complete batch=%d enqueue batch=%d\n\n",
+              options.jobs, options.integrations, options.claimers, options.batch,
+              options.enqueue_batch);
+
+  const auto integrations = freshSchema(target, options.integrations);
+  const double enqueue_rate = benchEnqueue(target, integrations, options);
+  const auto drain = benchDrain(target, options);
+  const auto unfinished = scalar(target, "SELECT count(*) FROM jobs WHERE state <> 'succeeded'");
+  const auto latencies = benchPickup(target, integrations.front(), options.samples);
+
+  std::printf("%-34s %14s\n", "measure", "value");
+  std::printf("%-34s %14.0f\n", "enqueue (jobs/s)", enqueue_rate);
+  std::printf("%-34s %14.0f\n", "drain (jobs/s)", drain.jobs_per_second);
+  std::printf("%-34s %14lld\n", "  claim statements", drain.claims);
+  std::printf("%-34s %14lld\n", "  of which empty", drain.empty_claims);
+  std::printf("%-34s %14s\n", "  jobs left unfinished", unfinished.c_str());
+  std::printf("%-34s %14zu\n", "pickup samples", latencies.size());
+  std::printf("%-34s %14.3f\n", "pickup p50 (ms)", percentile(latencies, 50));
+  std::printf("%-34s %14.3f\n", "pickup p95 (ms)", percentile(latencies, 95));
+  std::printf("%-34s %14.3f\n", "pickup p99 (ms)", percentile(latencies, 99));
+  std::printf("%-34s %14.3f\n", "pickup max (ms)", latencies.back());
+  return unfinished == "0" ? 0 : 1;
+}

@@ -1,0 +1,122 @@
+// The syncpod binary as a user runs it: help, migrate, serve, and its start-up errors.
+
+#include <csignal>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pg_test_support.hpp"
+#include "process.hpp"
+
+namespace syncpod::testing {
+namespace {
+
+const std::string kBinary = SYNCPOD_BINARY;
+
+class CliTest : public PgTest {
+ protected:
+  CliTest() { migrate_ = false; }
+
+  std::vector<std::string> command(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {kBinary, name, "--database-url=" + target_.url,
+                                     "--schema=" + target_.schema};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+};
+
+TEST(Cli, HelpListsCommandsAndOptions) {
+  const auto overview = run({kBinary, "--help"});
+  EXPECT_EQ(overview.exit_code, 0);
+  EXPECT_NE(overview.output.find("migrate"), std::string::npos) << overview.output;
+  EXPECT_NE(overview.output.find("serve"), std::string::npos) << overview.output;
+
+  const auto serve = run({kBinary, "serve", "--help"});
+  EXPECT_EQ(serve.exit_code, 0);
+  for (const char* option : {"--role", "--database-url", "--schema", "--log-format", "--config"}) {
+    EXPECT_NE(serve.output.find(option), std::string::npos) << option << "\n" << serve.output;
+  }
+  EXPECT_NE(serve.output.find("SYNCPOD_DATABASE_URL"), std::string::npos) << serve.output;
+}
+
+TEST(Cli, UnknownCommandAndOptionAreUsageErrors) {
+  const auto command = run({kBinary, "frobnicate"});
+  EXPECT_EQ(command.exit_code, 64);
+  EXPECT_NE(command.output.find("unknown command 'frobnicate'"), std::string::npos);
+  const auto option = run({kBinary, "migrate", "--no-such-option=1"});
+  EXPECT_EQ(option.exit_code, 64);
+  EXPECT_NE(option.output.find("no-such-option"), std::string::npos) << option.output;
+}
+
+TEST(Cli, MissingDatabaseUrlSaysWhereToSetIt) {
+  const auto result = run({kBinary, "migrate"}, {{"SYNCPOD_DATABASE_URL", ""}});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("SYNCPOD_DATABASE_URL"), std::string::npos) << result.output;
+}
+
+TEST(Cli, UnreachableDatabaseIsOneLineWithoutPassword) {
+  const auto result =
+      run({kBinary, "serve", "--database-url=postgresql://alice:s3cret@127.0.0.1:1/db"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+  EXPECT_NE(result.output.find("cannot connect to PostgreSQL"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("s3cret"), std::string::npos) << result.output;
+}
+
+TEST(Cli, BadDatabaseUrlIsOneLine) {
+  const auto result = run({kBinary, "migrate", "--database-url=postgresql://[::1"});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+}
+
+TEST_F(CliTest, MigrateThenMigrateAgainIsANoOp) {
+  const auto first = run(command("migrate"));
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("applied"), std::string::npos) << first.output;
+  const auto second = run(command("migrate"));
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("is current"), std::string::npos) << second.output;
+}
+
+TEST_F(CliTest, ServeRefusesASchemaThatIsBehind) {
+  const auto result = run(command("serve", {"--role=worker"}));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("is behind"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("0001"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("syncpod migrate"), std::string::npos) << result.output;
+}
+
+TEST_F(CliTest, ServeRefusesAnUnknownRole) {
+  ASSERT_EQ(run(command("migrate")).exit_code, 0);
+  const auto result = run(command("serve", {"--role=boss"}));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("invalid role 'boss'"), std::string::npos) << result.output;
+}
+
+TEST_F(CliTest, ServeRunsUntilSigtermAndExitsZero) {
+  ASSERT_EQ(run(command("migrate")).exit_code, 0);
+  ChildProcess serve(command("serve", {"--role=all", "--log-format=json"}));
+  ASSERT_TRUE(serve.waitForOutput("ready", std::chrono::seconds(20))) << serve.output();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds(20)), 0) << serve.output();
+
+  // --log-format=json: every line is a JSON object.
+  std::istringstream lines(serve.output());
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    ++count;
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line;
+  }
+  EXPECT_GE(count, 2);
+}
+
+TEST_F(CliTest, SettingsComeFromEnvironment) {
+  const auto result = run({kBinary, "migrate"}, {{"SYNCPOD_DATABASE_URL", target_.url},
+                                                  {"SYNCPOD_SCHEMA", target_.schema}});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(queryScalar(target_, "SELECT count(*) > 0 FROM schema_migrations"), "t");
+}
+
+}  // namespace
+}  // namespace syncpod::testing
