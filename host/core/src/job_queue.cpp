@@ -1,6 +1,9 @@
 #include "syncpod/core/job_queue.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <map>
 #include <tuple>
 
@@ -104,7 +107,7 @@ const std::string kComplete = R"SQL(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(
     ord int, id bigint, attempt int, outcome text, result jsonb, error text)
-), decided AS (
+), decided AS MATERIALIZED (
   SELECT u.*, CASE
       WHEN u.outcome IN ('succeeded', 'failed', 'cancelled') THEN u.outcome
       WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
@@ -112,6 +115,9 @@ WITH input AS (
       WHEN j.attempt - j.releases >= j.max_attempts THEN 'failed'
       ELSE 'queued' END AS next_state
   FROM input u JOIN jobs j ON j.id = u.id
+  -- Decide on the latest row: a cancellation committed while this statement waited for
+  -- the row must turn a retry into 'cancelled'.
+  FOR UPDATE OF j
 ), done AS (
   UPDATE jobs j SET
     state = d.next_state,
@@ -396,7 +402,22 @@ JobQueue::JobQueue(DatabaseTarget target, JobQueueOptions options)
 
 JobQueue::~JobQueue() = default;
 
-std::string JobQueue::wakeChannel(const std::string& schema) { return schema + ".jobs"; }
+std::string JobQueue::wakeChannel(const std::string& schema) {
+  // A channel name is an identifier of at most 63 bytes: pg_notify refuses longer ones and
+  // LISTEN truncates them. A schema name too long for the suffix keeps a prefix and a hash
+  // of the whole name (FNV-1a: the same in every process), so installations stay apart.
+  constexpr std::size_t kMaxChannel = 63;
+  const std::string suffix = ".jobs";
+  if (schema.size() + suffix.size() <= kMaxChannel) return schema + suffix;
+  std::uint64_t hash = 14695981039346656037ULL;
+  for (const char c : schema) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
+  return schema.substr(0, kMaxChannel - suffix.size() - 17) + "~" + hex + suffix;
+}
 
 Result<std::vector<EnqueueResult>> JobQueue::enqueue(const std::vector<EnqueueRequest>& requests) {
   if (requests.empty()) return std::vector<EnqueueResult>{};

@@ -32,6 +32,7 @@ class JobWaiter::Impl {
       return Reason::Timeout;
     }
     if (consumeNotifications()) return Reason::Notified;
+    if (!connection_) return listenAgain();
     pollfd fds[2] = {{connection_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int ready = ::poll(fds, 2, static_cast<int>(timeout.count()));
     if (ready < 0 && errno != EINTR) return Reason::Timeout;
@@ -43,6 +44,7 @@ class JobWaiter::Impl {
       if (consumeNotifications()) return Reason::Notified;
       // Readable without a notification: the server may have closed the connection.
       if (connection_ && !probe()) connection_.reset();
+      if (!connection_) return listenAgain();
     }
     return Reason::Timeout;
   }
@@ -58,6 +60,13 @@ class JobWaiter::Impl {
     connection_ = pg::connect(target_);
     pqxx::nontransaction tx(*connection_);
     tx.exec("LISTEN " + connection_->quote_name(JobQueue::wakeChannel(target_.schema)));
+  }
+
+  /// The connection broke: LISTEN again before the caller polls, so that a job enqueued after
+  /// that poll is heard; if the database is still away, the next wait() keeps trying.
+  Reason listenAgain() {
+    tryListen();
+    return Reason::Timeout;
   }
 
   bool tryListen() {
