@@ -30,7 +30,8 @@ const std::string kJobColumns =
 // $1: JSON array of rows (ord, integration_id, kind, priority, delay_s, max_attempts,
 // max_runtime_s, mergeable, payload), $2: NOTIFY channel. A mergeable request meets a
 // queued mergeable job of the same integration and kind through the partial unique index:
-// full jobs are deduplicated, partial jobs take the union of keys. The scalar subquery
+// full jobs are deduplicated, partial jobs take the union of keys, sorted byte-wise as the
+// client sorts them, whatever the database's collation. The scalar subquery
 // runs once, so workers get one NOTIFY per statement.
 const std::string kEnqueue = R"SQL(
 WITH input AS (
@@ -48,9 +49,10 @@ WITH input AS (
     priority = least(j.priority, excluded.priority),
     run_at = least(j.run_at, excluded.run_at),
     payload = CASE WHEN j.kind = 'partial' THEN jsonb_build_object(
-        'keys', (SELECT coalesce(jsonb_agg(DISTINCT k ORDER BY k), '[]'::jsonb)
-                 FROM jsonb_array_elements(coalesce(j.payload -> 'keys', '[]'::jsonb) ||
-                                           coalesce(excluded.payload -> 'keys', '[]'::jsonb)) AS k),
+        'keys', (SELECT coalesce(jsonb_agg(k ORDER BY k COLLATE "C"), '[]'::jsonb)
+                 FROM (SELECT DISTINCT k FROM jsonb_array_elements_text(
+                         coalesce(j.payload -> 'keys', '[]'::jsonb) ||
+                         coalesce(excluded.payload -> 'keys', '[]'::jsonb)) AS k) AS keys),
         'incremental', coalesce((j.payload ->> 'incremental')::boolean, false) OR
                        coalesce((excluded.payload ->> 'incremental')::boolean, false))
       ELSE j.payload END
@@ -59,10 +61,13 @@ WITH input AS (
 SELECT id, inserted, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n) FROM written
 )SQL";
 
-// $1: worker id, $2: how many. Candidates are due queued jobs whose integration looks idle;
-// the lane rows of one head job per integration are then locked. A lane taken by a claimer
-// that committed meanwhile is re-checked under its new version (running_job_id no longer
-// NULL) and skipped, which is what keeps one running job per integration.
+// $1: worker id, $2: how many. Candidates are due queued jobs whose integration looks idle,
+// read without locks; one head job per integration is kept, and the lane rows of those
+// integrations are locked with SKIP LOCKED: the lane, not the job row, is the mutex. A lane
+// taken by a claimer that committed meanwhile is re-checked on its new version
+// (running_job_id no longer NULL) and skipped, which keeps one running job per integration.
+// The job update re-checks state = 'queued' on the latest row (a job that ran and finished
+// since the candidates were read is skipped), and only lanes of jobs actually claimed are set.
 const std::string kClaim = R"SQL(
 WITH candidates AS MATERIALIZED (
   SELECT j.id, j.integration_id, j.priority, j.run_at
@@ -72,28 +77,28 @@ WITH candidates AS MATERIALIZED (
                     WHERE l.integration_id = j.integration_id AND l.running_job_id IS NOT NULL)
   ORDER BY j.priority, j.run_at, j.id
   LIMIT $2::int * 2 + 16
-  FOR UPDATE OF j SKIP LOCKED
-), heads AS MATERIALIZED (
-  SELECT DISTINCT ON (integration_id) id, integration_id, priority, run_at
-  FROM candidates
-  ORDER BY integration_id, priority, run_at, id
 ), picked AS MATERIALIZED (
-  SELECT h.id, h.integration_id, h.priority, h.run_at
-  FROM job_lanes l JOIN heads h ON h.integration_id = l.integration_id
+  SELECT h.id, h.integration_id
+  FROM job_lanes l
+  JOIN (SELECT DISTINCT ON (integration_id) id, integration_id, priority, run_at
+        FROM candidates
+        ORDER BY integration_id, priority, run_at, id) AS h ON h.integration_id = l.integration_id
   WHERE l.running_job_id IS NULL
   ORDER BY h.priority, h.run_at, h.id
   LIMIT $2::int
   FOR UPDATE OF l SKIP LOCKED
+), claimed AS (
+  UPDATE jobs j SET
+    state = 'running', worker_id = $1::uuid, attempt = j.attempt + 1, claimed_at = now(),
+    deadline_at = now() + make_interval(secs => j.max_runtime_s), finished_at = NULL
+  FROM picked p
+  WHERE j.id = p.id AND j.state = 'queued'
+  RETURNING j.*
 ), lanes AS (
-  UPDATE job_lanes l SET running_job_id = p.id
-  FROM picked p WHERE l.integration_id = p.integration_id
+  UPDATE job_lanes l SET running_job_id = c.id
+  FROM claimed c WHERE l.integration_id = c.integration_id
 )
-UPDATE jobs j SET
-  state = 'running', worker_id = $1::uuid, attempt = j.attempt + 1, claimed_at = now(),
-  deadline_at = now() + make_interval(secs => j.max_runtime_s), finished_at = NULL
-FROM picked p
-WHERE j.id = p.id
-RETURNING )SQL" + kJobColumns;
+SELECT )SQL" + kJobColumns + " FROM claimed j";
 
 // Backoff of the attempt that just ended, in seconds: $base * 2^(failures-1) capped at $max,
 // times 1 ± $jitter. Parameters are spliced in as $3, $4, $5 by the statements below.
@@ -101,38 +106,41 @@ const std::string kBackoff =
     "make_interval(secs => least($3::float8 * power(2, greatest(j.attempt - j.releases, 1) - 1),"
     " $4::float8) * (1 + $5::float8 * (2 * random() - 1)))";
 
+// Whether an ending attempt puts its job back in the queue (table alias j, input alias u): a
+// release always does, a retry while attempts remain does, neither once cancellation was asked.
+const std::string kRequeues =
+    "((u.outcome = 'released' OR (u.outcome = 'retry' AND j.attempt - j.releases < "
+    "j.max_attempts)) AND j.cancel_requested_at IS NULL)";
+
 // $1: worker id, $2: JSON array (ord, id, attempt, outcome, result, error), $3..$5 backoff,
 // $6: NOTIFY channel. Fenced: only rows still running under this worker and attempt change.
+// The new values are computed in the UPDATE itself: when it waits for a row that a concurrent
+// cancel() changed, PostgreSQL re-evaluates them on the latest row, so the request is seen.
+// Every accepted completion frees a lane, and the next job of that integration may be
+// waiting, so it wakes listening workers.
 const std::string kComplete = R"SQL(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(
     ord int, id bigint, attempt int, outcome text, result jsonb, error text)
-), decided AS MATERIALIZED (
-  SELECT u.*, CASE
-      WHEN u.outcome IN ('succeeded', 'failed', 'cancelled') THEN u.outcome
-      WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
-      WHEN u.outcome = 'released' THEN 'queued'
-      WHEN j.attempt - j.releases >= j.max_attempts THEN 'failed'
-      ELSE 'queued' END AS next_state
-  FROM input u JOIN jobs j ON j.id = u.id
-  -- Decide on the latest row: a cancellation committed while this statement waited for
-  -- the row must turn a retry into 'cancelled'.
-  FOR UPDATE OF j
 ), done AS (
   UPDATE jobs j SET
-    state = d.next_state,
-    worker_id = CASE WHEN d.next_state = 'queued' THEN NULL ELSE j.worker_id END,
-    finished_at = CASE WHEN d.next_state = 'queued' THEN NULL ELSE now() END,
-    run_at = CASE WHEN d.next_state <> 'queued' THEN j.run_at
-                  WHEN d.outcome = 'released' THEN now()
+    state = CASE WHEN )SQL" + kRequeues + R"SQL( THEN 'queued'
+                 WHEN u.outcome IN ('retry', 'released') AND j.cancel_requested_at IS NOT NULL
+                   THEN 'cancelled'
+                 WHEN u.outcome IN ('retry', 'released') THEN 'failed'
+                 ELSE u.outcome END,
+    worker_id = CASE WHEN )SQL" + kRequeues + R"SQL( THEN NULL ELSE j.worker_id END,
+    finished_at = CASE WHEN )SQL" + kRequeues + R"SQL( THEN NULL ELSE now() END,
+    run_at = CASE WHEN NOT )SQL" + kRequeues + R"SQL( THEN j.run_at
+                  WHEN u.outcome = 'released' THEN now()
                   ELSE now() + )SQL" + kBackoff + R"SQL( END,
-    releases = j.releases + (d.outcome = 'released')::int,
+    releases = j.releases + (u.outcome = 'released')::int,
     deadline_at = NULL,
-    result = coalesce(d.result, j.result),
-    last_error = coalesce(d.error, j.last_error)
-  FROM decided d
-  WHERE j.id = d.id AND j.attempt = d.attempt AND j.worker_id = $1::uuid AND j.state = 'running'
-  RETURNING d.ord, j.id, j.integration_id, j.state, j.attempt, j.claimed_at, d.outcome, d.error
+    result = coalesce(u.result, j.result),
+    last_error = coalesce(u.error, j.last_error)
+  FROM input u
+  WHERE j.id = u.id AND j.attempt = u.attempt AND j.worker_id = $1::uuid AND j.state = 'running'
+  RETURNING u.ord, j.id, j.integration_id, j.state, j.attempt, j.claimed_at, u.outcome, u.error
 ), lanes AS (
   UPDATE job_lanes l SET running_job_id = NULL
   FROM done d WHERE l.integration_id = d.integration_id AND l.running_job_id = d.id
@@ -140,9 +148,7 @@ WITH input AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
 )
-SELECT ord, state,
-       (SELECT count(*) FROM (SELECT pg_notify($6, '')) AS n
-        WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued'))
+SELECT ord, state, (SELECT count(*) FROM (SELECT pg_notify($6, '')) AS n)
 FROM done
 )SQL";
 
