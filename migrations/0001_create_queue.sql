@@ -60,12 +60,18 @@ CREATE TABLE jobs (
     created_at          timestamptz NOT NULL DEFAULT now(),
     -- worker_id stays on finished jobs (who ran it last); a re-queued job has none.
     CHECK (state <> 'running' OR worker_id IS NOT NULL)
-) WITH (fillfactor = 80);
+)
+-- Every job leaves dead versions behind in the claim index; claims slow down until vacuum
+-- removes them, so vacuum this table early (after 2 % of it changed) and without throttling.
+WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 
 -- The claim scan: due queued jobs in priority, run_at, id order.
 CREATE INDEX jobs_claim_idx ON jobs (priority, run_at, id) WHERE state = 'queued';
 -- At most one mergeable queued job per integration and kind: the target of enqueue's ON CONFLICT.
 CREATE UNIQUE INDEX jobs_merge_idx ON jobs (integration_id, kind) WHERE state = 'queued' AND mergeable;
+-- Queued jobs of one integration: a completion that frees an integration's lane wakes workers
+-- only when another job of it is waiting.
+CREATE INDEX jobs_queued_integration_idx ON jobs (integration_id) WHERE state = 'queued';
 -- Heartbeats, rescue and fenced completion look jobs up by their worker.
 CREATE INDEX jobs_worker_idx ON jobs (worker_id) WHERE state = 'running';
 -- Job history of one integration, newest first.

@@ -116,8 +116,8 @@ const std::string kRequeues =
 // $6: NOTIFY channel. Fenced: only rows still running under this worker and attempt change.
 // The new values are computed in the UPDATE itself: when it waits for a row that a concurrent
 // cancel() changed, PostgreSQL re-evaluates them on the latest row, so the request is seen.
-// Every accepted completion frees a lane, and the next job of that integration may be
-// waiting, so it wakes listening workers.
+// Listening workers are woken when a job went back to the queue, or when a freed lane has
+// another job of its integration due (the snapshot still shows this statement's jobs running).
 const std::string kComplete = R"SQL(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(
@@ -148,7 +148,11 @@ WITH input AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
 )
-SELECT ord, state, (SELECT count(*) FROM (SELECT pg_notify($6, '')) AS n)
+SELECT ord, state,
+       (SELECT count(*) FROM (SELECT pg_notify($6, '')) AS n
+        WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued')
+           OR EXISTS (SELECT 1 FROM done d JOIN jobs q ON q.integration_id = d.integration_id
+                      WHERE q.state = 'queued' AND q.run_at <= now()))
 FROM done
 )SQL";
 
