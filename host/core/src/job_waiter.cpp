@@ -31,22 +31,27 @@ class JobWaiter::Impl {
       waitForWake(timeout);
       return Reason::Timeout;
     }
-    if (consumeNotifications()) return Reason::Notified;
-    if (!connection_) return listenAgain();
-    pollfd fds[2] = {{connection_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int ready = ::poll(fds, 2, static_cast<int>(timeout.count()));
-    if (ready < 0 && errno != EINTR) return Reason::Timeout;
-    if (fds[1].revents & POLLIN) {
-      drainWake();
-      return Reason::Woken;
-    }
-    if (fds[0].revents != 0) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
       if (consumeNotifications()) return Reason::Notified;
-      // Readable without a notification: the server may have closed the connection.
-      if (connection_ && !probe()) connection_.reset();
-      if (!connection_) return listenAgain();
+      if (!connection_ || !connection_->is_open()) {
+        connection_.reset();
+        return listenAgain();
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return Reason::Timeout;
+      pollfd fds[2] = {{connection_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const int ready = ::poll(fds, 2, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR) return Reason::Timeout;
+      if (fds[1].revents & POLLIN) {
+        drainWake();
+        return Reason::Woken;
+      }
+      // Readable without a notification (a server message such as the error sent before a
+      // backend is terminated) loops: reading the end of a closed connection then fails,
+      // which consumeNotifications() reports by dropping the connection.
     }
-    return Reason::Timeout;
   }
 
   void wake() {
@@ -88,17 +93,6 @@ class JobWaiter::Impl {
     } catch (const std::exception& error) {
       spdlog::warn("job waiter lost its connection: {}", pg::oneLine(error.what()));
       connection_.reset();
-      return false;
-    }
-  }
-
-  bool probe() {
-    try {
-      pqxx::nontransaction tx(*connection_);
-      tx.exec("SELECT 1");
-      return true;
-    } catch (const std::exception& error) {
-      spdlog::warn("job waiter lost its connection: {}", pg::oneLine(error.what()));
       return false;
     }
   }
