@@ -21,7 +21,10 @@ CREATE TABLE job_lanes (
     running_job_id bigint
 ) WITH (fillfactor = 30, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
-CREATE FUNCTION open_job_lane() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SET search_path FROM CURRENT pins the installation schema: an insert from a session with
+-- another search_path still finds job_lanes.
+CREATE FUNCTION open_job_lane() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO job_lanes (integration_id) VALUES (NEW.id);
     RETURN NEW;

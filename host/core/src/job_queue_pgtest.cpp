@@ -1260,6 +1260,37 @@ TEST_F(JobQueueTest, HeartbeatRefreshesTimestampAndRunningCount) {
   EXPECT_EQ(sql("SELECT running_jobs" + where), "2");
 }
 
+TEST_F(JobQueueTest, QueueRecoversWhenItsConnectionIsKilled) {
+  const auto integration = createIntegration("reconnect");
+  const auto worker = registerWorker(*queue_);
+  EnqueueRequest request;
+  request.integration_id = integration;
+  const JobId first = enqueueOne(request);
+
+  // The queue's session is the only one tagged with this schema (the helpers here set none).
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                     "pg_stat_activity WHERE application_name = 'syncpod:" + target_.schema +
+                     "') AS killed"),
+            1);
+
+  // The call that meets the dead session reports it as a value; a later one reconnects.
+  const auto failed = queue_->claim(worker, 1);
+  if (!failed) {
+    EXPECT_EQ(failed.error().code, Error::Code::Unavailable) << failed.error().message;
+  }
+  std::vector<Job> claimed = failed ? failed.value() : std::vector<Job>{};
+  for (int attempt = 0; claimed.empty() && attempt < 3; ++attempt) {
+    auto retried = queue_->claim(worker, 1);
+    if (retried) claimed = retried.value();
+  }
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed.front().id, first);
+  EXPECT_TRUE(must(queue_->complete(worker, completion(claimed.front(), Completion::Outcome::Succeeded)),
+                   "complete")
+                  .accepted);
+  EXPECT_EQ(jobColumn(first, "state"), "succeeded");
+}
+
 TEST_F(JobQueueTest, HeartbeatOfUnknownWorkerIsNotKnown) {
   const auto beat = must(queue_->heartbeat(sql("SELECT gen_random_uuid()")), "heartbeat");
   EXPECT_FALSE(beat.known);

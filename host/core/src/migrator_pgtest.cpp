@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "pg_test_support.hpp"
 #include "syncpod/core/errors.hpp"
@@ -56,6 +57,16 @@ TEST_F(MigratorTest, AppliesEmbeddedMigrationsThenIsANoOp) {
             std::to_string(migrations.size()));
   // The KEDA query answers on a fresh schema.
   EXPECT_EQ(testing::queryScalar(target_, "SELECT count FROM desired_pod_count"), "0");
+}
+
+TEST_F(MigratorTest, IntegrationInsertedFromAnotherSearchPathGetsItsLane) {
+  Migrator(target_, embeddedMigrations()).apply();
+  // An operator's psql session or another tool does not set our search_path.
+  pqxx::connection connection(target_.url);
+  pqxx::nontransaction tx(connection);
+  tx.exec("SET search_path TO public");
+  tx.exec("INSERT INTO " + connection.quote_name(target_.schema) + ".integrations (name) VALUES ('x')");
+  EXPECT_EQ(testing::queryScalar(target_, "SELECT count(*) FROM job_lanes"), "1");
 }
 
 TEST_F(MigratorTest, ConcurrentMigratorsApplyEachMigrationOnce) {

@@ -26,7 +26,8 @@ std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target) {
   try {
     auto connection = std::make_unique<pqxx::connection>(target.url);
     connection->set_variable("search_path", connection->quote_name(target.schema));
-    connection->set_variable("application_name", "'syncpod'");
+    // Operators see which installation a session belongs to in pg_stat_activity.
+    connection->set_variable("application_name", connection->quote("syncpod:" + target.schema));
     return connection;
   } catch (const pqxx::broken_connection& error) {
     throw DatabaseUnavailable("cannot connect to PostgreSQL at " + target.redactedUrl() + ": " +
