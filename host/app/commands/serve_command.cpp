@@ -40,6 +40,10 @@ class ServeCommand final : public Command {
     core::JobQueueOptions queue_options;
     queue_options.rescue_lease =
         std::chrono::duration_cast<std::chrono::seconds>(settings.duration("rescue_lease"));
+    if (queue_options.rescue_lease < std::chrono::seconds(1)) {
+      throw core::ConfigError("rescue_lease (from " + settings.sourceOf("rescue_lease") +
+                              ") must be at least 1s: workers heartbeat every few seconds");
+    }
 
     // Refuse to run against a schema this binary does not match.
     core::Migrator(target, core::embeddedMigrations()).requireCurrent();
