@@ -66,8 +66,9 @@ SELECT id, inserted, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n) FROM
 // integrations are locked with SKIP LOCKED: the lane, not the job row, is the mutex. A lane
 // taken by a claimer that committed meanwhile is re-checked on its new version
 // (running_job_id no longer NULL) and skipped, which keeps one running job per integration.
-// The job update re-checks state = 'queued' on the latest row (a job that ran and finished
-// since the candidates were read is skipped), and only lanes of jobs actually claimed are set.
+// The job update re-checks state and run_at on the latest row (a job that ran since the
+// candidates were read, and finished or went back to the queue with a backoff, is skipped),
+// and only lanes of jobs actually claimed are set.
 const std::string kClaim = R"SQL(
 WITH candidates AS MATERIALIZED (
   SELECT j.id, j.integration_id, j.priority, j.run_at
@@ -92,7 +93,7 @@ WITH candidates AS MATERIALIZED (
     state = 'running', worker_id = $1::uuid, attempt = j.attempt + 1, claimed_at = now(),
     deadline_at = now() + make_interval(secs => j.max_runtime_s), finished_at = NULL
   FROM picked p
-  WHERE j.id = p.id AND j.state = 'queued'
+  WHERE j.id = p.id AND j.state = 'queued' AND j.run_at <= now()
   RETURNING j.*
 ), lanes AS (
   UPDATE job_lanes l SET running_job_id = c.id
