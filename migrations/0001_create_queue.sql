@@ -77,8 +77,11 @@ CREATE UNIQUE INDEX jobs_merge_idx ON jobs (integration_id, kind) WHERE state = 
 CREATE INDEX jobs_queued_integration_idx ON jobs (integration_id) WHERE state = 'queued';
 -- Heartbeats, rescue and fenced completion look jobs up by their worker.
 CREATE INDEX jobs_worker_idx ON jobs (worker_id) WHERE state = 'running';
--- Job history of one integration, newest first.
-CREATE INDEX jobs_integration_idx ON jobs (integration_id, id DESC);
+-- Finished jobs of one integration, newest first. Partial, so a job enters it once, when it
+-- finishes, instead of on every state change; an integration's live jobs are found through
+-- jobs_queued_integration_idx and job_lanes.running_job_id.
+CREATE INDEX jobs_finished_integration_idx ON jobs (integration_id, id DESC)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
 
 -- One row per finished attempt (succeeded, failed, retried, rescued, cancelled, handed back).
 -- No foreign key to jobs: checking it would lock each job row once more on the completion
