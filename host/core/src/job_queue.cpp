@@ -113,6 +113,13 @@ const std::string kRequeues =
     "((u.outcome = 'released' OR (u.outcome = 'retry' AND j.attempt - j.releases < "
     "j.max_attempts)) AND j.cancel_requested_at IS NULL)";
 
+// Whether a job going back to the queue may stay a merge target (table alias j): not when a
+// newer mergeable job of its integration and kind already waits there, which keeps the two
+// apart instead of colliding on the merge index; that newer job takes later requests.
+const std::string kStaysMergeable =
+    "(j.mergeable AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.integration_id = j.integration_id"
+    " AND o.kind = j.kind AND o.state = 'queued' AND o.mergeable AND o.id <> j.id))";
+
 // $1: worker id, $2: JSON array (ord, id, attempt, outcome, result, error), $3..$5 backoff,
 // $6: NOTIFY channel. Fenced: only rows still running under this worker and attempt change.
 // The new values are computed in the UPDATE itself: when it waits for a row that a concurrent
@@ -136,6 +143,8 @@ WITH input AS (
                   WHEN u.outcome = 'released' THEN now()
                   ELSE now() + )SQL" + kBackoff + R"SQL( END,
     releases = j.releases + (u.outcome = 'released')::int,
+    mergeable = CASE WHEN )SQL" + kRequeues + R"SQL( THEN )SQL" + kStaysMergeable + R"SQL(
+                     ELSE j.mergeable END,
     deadline_at = NULL,
     result = coalesce(u.result, j.result),
     last_error = coalesce(u.error, j.last_error)
@@ -209,6 +218,7 @@ WITH lost AS (
     finished_at = CASE WHEN j.cancel_requested_at IS NULL
                         AND j.attempt - j.releases < j.max_attempts THEN NULL ELSE now() END,
     run_at = now() + )SQL" + kBackoff + R"SQL(,
+    mergeable = )SQL" + kStaysMergeable + R"SQL(,
     deadline_at = NULL,
     last_error = l.reason
   FROM lost l

@@ -525,6 +525,59 @@ TEST_F(JobQueueTest, FullRequestAfterClaimMakesNewQueuedJob) {
   EXPECT_EQ(sqlCount("SELECT count(*) FROM jobs"), 2);
 }
 
+// A running job that goes back to the queue while a newer mergeable job of the same integration
+// and kind waits there must not collide with it (both are queued; the returning one stays apart),
+// and a later request merges into the waiting one.
+TEST_F(JobQueueTest, RetriedJobReturnsBesideAQueuedMergeableJob) {
+  auto queue = makeQueue(exactBackoff(0s));
+  const auto integration = createIntegration("crm");
+  const JobId first = must(queue->enqueue(fullJob(integration)), "enqueue").id;
+  const auto worker = registerWorker(*queue);
+  const auto running = claimOne(*queue, worker);
+  const JobId waiting = must(queue->enqueue(fullJob(integration)), "enqueue").id;
+
+  const auto retried = must(queue->complete(worker, completion(running, Completion::Outcome::Retry)),
+                            "complete");
+  EXPECT_TRUE(retried.accepted);
+  EXPECT_EQ(retried.state, JobState::Queued);
+  EXPECT_EQ(jobColumn(first, "state"), "queued");
+  EXPECT_EQ(jobColumn(waiting, "state"), "queued");
+
+  const auto later = must(queue->enqueue(fullJob(integration)), "enqueue");
+  EXPECT_TRUE(later.merged);
+  EXPECT_EQ(later.id, waiting);
+}
+
+TEST_F(JobQueueTest, ReleasedJobReturnsBesideAQueuedMergeableJob) {
+  const auto integration = createIntegration("crm");
+  enqueueOne(partialJob(integration, {"a"}));
+  const auto worker = registerWorker(*queue_);
+  const auto running = claimOne(*queue_, worker);
+  const JobId waiting = enqueueOne(partialJob(integration, {"b"}));
+  const auto released = must(
+      queue_->complete(worker, completion(running, Completion::Outcome::Released)), "complete");
+  EXPECT_TRUE(released.accepted);
+  EXPECT_EQ(released.state, JobState::Queued);
+  EXPECT_EQ(keysOf(waiting), "b");
+}
+
+TEST_F(JobQueueTest, RescuedJobReturnsBesideAQueuedMergeableJob) {
+  JobQueueOptions options = exactBackoff(0s);
+  options.rescue_lease = 30s;
+  auto queue = makeQueue(options);
+  const auto integration = createIntegration("crm");
+  const JobId first = must(queue->enqueue(fullJob(integration)), "enqueue").id;
+  const auto worker = registerWorker(*queue);
+  claimOne(*queue, worker);
+  const JobId waiting = must(queue->enqueue(fullJob(integration)), "enqueue").id;
+  ageHeartbeat(worker, "1 hour");
+
+  const auto rescued = must(queue->rescue(), "rescue");
+  EXPECT_EQ(rescued.requeued, 1);
+  EXPECT_EQ(jobColumn(first, "state"), "queued");
+  EXPECT_EQ(jobColumn(waiting, "state"), "queued");
+}
+
 TEST_F(JobQueueTest, QueuedPartialJobsCoalesceKeysAndIncremental) {
   const auto ids = createIntegrations(2);
   const auto created = must(queue_->enqueue(partialJob(ids[0], {"b", "a", "b"})), "enqueue");
