@@ -1,6 +1,7 @@
 // The syncpod binary as a user runs it: help, migrate, serve, and its start-up errors.
 
 #include <csignal>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -109,6 +110,39 @@ TEST_F(CliTest, ServeRunsUntilSigtermAndExitsZero) {
     EXPECT_TRUE(nlohmann::json::accept(line)) << line;
   }
   EXPECT_GE(count, 2);
+}
+
+TEST_F(CliTest, ServeRescuesJobsOfSilentWorkers) {
+  ASSERT_EQ(run(command("migrate")).exit_code, 0);
+  // A job held by a worker that stopped heartbeating an hour ago.
+  const std::string integration =
+      queryScalar(target_, "INSERT INTO integrations (name) VALUES ('crm') RETURNING id");
+  const std::string job = queryScalar(target_, R"SQL(
+    WITH w AS (INSERT INTO worker_lifecycle (state, last_heartbeat_at)
+               VALUES ('ACTIVE', now() - interval '1 hour') RETURNING id)
+    INSERT INTO jobs (integration_id, kind, state, worker_id, attempt, claimed_at)
+    SELECT )SQL" + integration + R"SQL(, 'full', 'running', w.id, 1, now() FROM w
+    RETURNING id)SQL");
+  execute(target_, "UPDATE job_lanes SET running_job_id = " + job +
+                       " WHERE integration_id = " + integration);
+  ASSERT_FALSE(job.empty());
+
+  ChildProcess serve(command("serve", {"--role=singleton", "--rescue-interval=100ms",
+                                       "--rescue-lease=1s"}));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string state;
+  while (std::chrono::steady_clock::now() < deadline) {
+    state = queryScalar(target_, "SELECT state FROM jobs WHERE id = " + job);
+    if (state == "queued") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(state, "queued") << serve.output();
+  EXPECT_EQ(queryScalar(target_, "SELECT outcome FROM job_attempts WHERE job_id = " + job),
+            "rescued");
+  EXPECT_TRUE(serve.waitForOutput("rescued orphaned jobs: 1 re-queued", std::chrono::seconds(5)))
+      << serve.output();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds(20)), 0) << serve.output();
 }
 
 TEST_F(CliTest, SettingsComeFromEnvironment) {
