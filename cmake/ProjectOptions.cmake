@@ -22,8 +22,15 @@ target_compile_options(syncpod_warnings INTERFACE
   -Wold-style-cast -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
   $<$<BOOL:${SYNCPOD_WARNINGS_AS_ERRORS}>:-Werror>)
 
+# Extra ctest properties for every test (used by gtest_discover_tests calls).
+set(SYNCPOD_TEST_PROPERTIES "")
+
 add_library(syncpod_options INTERFACE)
 if(SYNCPOD_SANITIZERS)
+  if("address" IN_LIST SYNCPOD_SANITIZERS)
+    set(SYNCPOD_TEST_PROPERTIES ENVIRONMENT
+        "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/cmake/lsan.supp")
+  endif()
   list(JOIN SYNCPOD_SANITIZERS "," _syncpod_sanitizers)
   target_compile_options(syncpod_options INTERFACE -fsanitize=${_syncpod_sanitizers} -fno-omit-frame-pointer)
   target_link_options(syncpod_options INTERFACE -fsanitize=${_syncpod_sanitizers})

@@ -12,7 +12,8 @@ CREATE TABLE integrations (
 
 -- One narrow row per integration that says which job holds it. Claiming a job sets
 -- running_job_id under a row lock, so two claimers can never both start a job of the
--- same integration; kept apart from `integrations` so claims rewrite a small row.
+-- same integration; kept apart from `integrations` so claims rewrite a small row. The
+-- running jobs are the lanes' running_job_id: heartbeats and rescue start here.
 -- Every claim and completion rewrites a lane row: the free space of a low fillfactor lets
 -- each new version stay on its page (a HOT update, pruned on access), so the table stays a
 -- few pages long however many jobs pass through it.
@@ -64,24 +65,36 @@ CREATE TABLE jobs (
     -- worker_id stays on finished jobs (who ran it last); a re-queued job has none.
     CHECK (state <> 'running' OR worker_id IS NOT NULL)
 )
--- Every job leaves dead versions behind in the claim index; claims slow down until vacuum
--- removes them, so vacuum this table early (after 2 % of it changed) and without throttling.
-WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+-- Claims and completions rewrite every job twice. No index of this table names a column that
+-- changes (queued jobs are found through job_queue, running ones through job_lanes), and the
+-- low fillfactor leaves room on each page, so those rewrites are HOT updates that touch no
+-- index. Vacuum runs early (after 2 % of the table changed) and unthrottled.
+WITH (fillfactor = 40, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+
+-- The jobs of one integration, newest first.
+CREATE INDEX jobs_integration_idx ON jobs (integration_id, id DESC);
+
+-- The queued jobs, one narrow row each, with the columns the claim orders by. A claim deletes
+-- the row and marks the job running in the same statement; a job going back to the queue gets
+-- a new row. Kept in step with jobs.state, jobs.priority and jobs.run_at by the queue's
+-- statements alone (no foreign key: its check would lock the job row on every insert).
+CREATE TABLE job_queue (
+    job_id         bigint      PRIMARY KEY,
+    integration_id bigint      NOT NULL,
+    kind           text        NOT NULL,
+    priority       smallint    NOT NULL,
+    run_at         timestamptz NOT NULL,
+    -- A job that may absorb later requests for the same integration and kind.
+    mergeable      boolean     NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 
 -- The claim scan: due queued jobs in priority, run_at, id order.
-CREATE INDEX jobs_claim_idx ON jobs (priority, run_at, id) WHERE state = 'queued';
--- At most one mergeable queued job per integration and kind: the target of enqueue's ON CONFLICT.
-CREATE UNIQUE INDEX jobs_merge_idx ON jobs (integration_id, kind) WHERE state = 'queued' AND mergeable;
+CREATE INDEX job_queue_claim_idx ON job_queue (priority, run_at, job_id);
+-- At most one mergeable queued job per integration and kind.
+CREATE UNIQUE INDEX job_queue_merge_idx ON job_queue (integration_id, kind) WHERE mergeable;
 -- Queued jobs of one integration: a completion that frees an integration's lane wakes workers
 -- only when another job of it is waiting.
-CREATE INDEX jobs_queued_integration_idx ON jobs (integration_id) WHERE state = 'queued';
--- Heartbeats, rescue and fenced completion look jobs up by their worker.
-CREATE INDEX jobs_worker_idx ON jobs (worker_id) WHERE state = 'running';
--- Finished jobs of one integration, newest first. Partial, so a job enters it once, when it
--- finishes, instead of on every state change; an integration's live jobs are found through
--- jobs_queued_integration_idx and job_lanes.running_job_id.
-CREATE INDEX jobs_finished_integration_idx ON jobs (integration_id, id DESC)
-    WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX job_queue_integration_idx ON job_queue (integration_id);
 
 -- One row per finished attempt (succeeded, failed, retried, rescued, cancelled, handed back).
 -- No foreign key to jobs: checking it would lock each job row once more on the completion

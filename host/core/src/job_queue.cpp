@@ -28,37 +28,60 @@ const std::string kJobColumns =
     ", j.payload::text, j.result::text, j.last_error, " + pg::epochMicros("j.created_at");
 
 // $1: JSON array of rows (ord, integration_id, kind, priority, delay_s, max_attempts,
-// max_runtime_s, mergeable, payload), $2: NOTIFY channel. A mergeable request meets a
-// queued mergeable job of the same integration and kind through the partial unique index:
-// full jobs are deduplicated, partial jobs take the union of keys, sorted byte-wise as the
-// client sorts them, whatever the database's collation. The scalar subquery
-// runs once, so workers get one NOTIFY per statement.
+// max_runtime_s, mergeable, payload), $2: NOTIFY channel. A mergeable request for an
+// integration and kind with a queued mergeable job merges into it (locked first; a job claimed
+// meanwhile drops out and the request makes a new job): a full job is deduplicated, a partial
+// job takes the union of keys, sorted byte-wise as the client sorts them, whatever the
+// database's collation. Two producers inserting the same new mergeable job at once collide on
+// job_queue_merge_idx; the loser gets a unique violation and enqueue() runs again, then merges.
+// The rows come back merged first (with their ord), then the inserted ones in ord order.
+// The scalar subquery runs once, so workers get one NOTIFY per statement.
 const std::string kEnqueue = R"SQL(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
     ord int, integration_id bigint, kind text, priority smallint, delay_s double precision,
     max_attempts int, max_runtime_s int, mergeable boolean, payload jsonb)
-), written AS (
-  INSERT INTO jobs AS j (integration_id, kind, priority, run_at, max_attempts, max_runtime_s,
-                         mergeable, payload)
-  SELECT integration_id, kind, priority, now() + make_interval(secs => delay_s), max_attempts,
-         max_runtime_s, mergeable, payload
-  FROM input ORDER BY ord
-  ON CONFLICT (integration_id, kind) WHERE state = 'queued' AND mergeable
-  DO UPDATE SET
-    priority = least(j.priority, excluded.priority),
-    run_at = least(j.run_at, excluded.run_at),
+), targets AS MATERIALIZED (
+  SELECT r.ord, q.job_id
+  FROM input r JOIN job_queue q
+    ON q.integration_id = r.integration_id AND q.kind = r.kind AND q.mergeable
+  WHERE r.mergeable
+  FOR UPDATE OF q
+), merged AS (
+  UPDATE jobs j SET
+    priority = least(j.priority, r.priority),
+    run_at = least(j.run_at, now() + make_interval(secs => r.delay_s)),
     payload = CASE WHEN j.kind = 'partial' THEN jsonb_build_object(
         'keys', (SELECT coalesce(jsonb_agg(k ORDER BY k COLLATE "C"), '[]'::jsonb)
                  FROM (SELECT DISTINCT k FROM jsonb_array_elements_text(
                          coalesce(j.payload -> 'keys', '[]'::jsonb) ||
-                         coalesce(excluded.payload -> 'keys', '[]'::jsonb)) AS k) AS keys),
+                         coalesce(r.payload -> 'keys', '[]'::jsonb)) AS k) AS keys),
         'incremental', coalesce((j.payload ->> 'incremental')::boolean, false) OR
-                       coalesce((excluded.payload ->> 'incremental')::boolean, false))
+                       coalesce((r.payload ->> 'incremental')::boolean, false))
       ELSE j.payload END
-  RETURNING j.id, (j.xmax = 0) AS inserted
+  FROM targets t JOIN input r ON r.ord = t.ord
+  WHERE j.id = t.job_id
+  RETURNING t.ord, j.id, j.priority, j.run_at
+), merged_queue AS (
+  UPDATE job_queue q SET priority = m.priority, run_at = m.run_at
+  FROM merged m WHERE q.job_id = m.id
+), inserted AS (
+  INSERT INTO jobs (integration_id, kind, priority, run_at, max_attempts, max_runtime_s,
+                    mergeable, payload)
+  SELECT integration_id, kind, priority, now() + make_interval(secs => delay_s), max_attempts,
+         max_runtime_s, mergeable, payload
+  FROM input r WHERE NOT EXISTS (SELECT 1 FROM targets t WHERE t.ord = r.ord)
+  ORDER BY ord
+  RETURNING id, integration_id, kind, priority, run_at, mergeable
+), queued AS (
+  INSERT INTO job_queue (job_id, integration_id, kind, priority, run_at, mergeable)
+  SELECT id, integration_id, kind, priority, run_at, mergeable FROM inserted
+), answer AS (
+  SELECT ord, id, true AS merged FROM merged
+  UNION ALL
+  SELECT NULL, id, false FROM inserted
 )
-SELECT id, inserted, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n) FROM written
+SELECT ord, id, merged, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n) FROM answer
 )SQL";
 
 // $1: worker id, $2: how many. Candidates are due queued jobs whose integration looks idle,
@@ -66,34 +89,38 @@ SELECT id, inserted, (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n) FROM
 // integrations are locked with SKIP LOCKED: the lane, not the job row, is the mutex. A lane
 // taken by a claimer that committed meanwhile is re-checked on its new version
 // (running_job_id no longer NULL) and skipped, which keeps one running job per integration.
-// The job update re-checks state and run_at on the latest row (a job that ran since the
-// candidates were read, and finished or went back to the queue with a backoff, is skipped),
-// and only lanes of jobs actually claimed are set.
+// Deleting the queue row re-checks it on its latest version (a job that was claimed, merged
+// into or cancelled meanwhile is skipped), and only lanes of jobs actually claimed are set.
 const std::string kClaim = R"SQL(
 WITH candidates AS MATERIALIZED (
-  SELECT j.id, j.integration_id, j.priority, j.run_at
-  FROM jobs j
-  WHERE j.state = 'queued' AND j.run_at <= now()
+  SELECT q.job_id, q.integration_id, q.priority, q.run_at
+  FROM job_queue q
+  WHERE q.run_at <= now()
     AND NOT EXISTS (SELECT 1 FROM job_lanes l
-                    WHERE l.integration_id = j.integration_id AND l.running_job_id IS NOT NULL)
-  ORDER BY j.priority, j.run_at, j.id
+                    WHERE l.integration_id = q.integration_id AND l.running_job_id IS NOT NULL)
+  ORDER BY q.priority, q.run_at, q.job_id
   LIMIT $2::int * 2 + 16
 ), picked AS MATERIALIZED (
-  SELECT h.id, h.integration_id
+  SELECT h.job_id, h.integration_id
   FROM job_lanes l
-  JOIN (SELECT DISTINCT ON (integration_id) id, integration_id, priority, run_at
+  JOIN (SELECT DISTINCT ON (integration_id) job_id, integration_id, priority, run_at
         FROM candidates
-        ORDER BY integration_id, priority, run_at, id) AS h ON h.integration_id = l.integration_id
+        ORDER BY integration_id, priority, run_at, job_id) AS h
+    ON h.integration_id = l.integration_id
   WHERE l.running_job_id IS NULL
-  ORDER BY h.priority, h.run_at, h.id
+  ORDER BY h.priority, h.run_at, h.job_id
   LIMIT $2::int
   FOR UPDATE OF l SKIP LOCKED
+), dequeued AS (
+  DELETE FROM job_queue q USING picked p
+  WHERE q.job_id = p.job_id AND q.run_at <= now()
+  RETURNING q.job_id
 ), claimed AS (
   UPDATE jobs j SET
     state = 'running', worker_id = $1::uuid, attempt = j.attempt + 1, claimed_at = now(),
     deadline_at = now() + make_interval(secs => j.max_runtime_s), finished_at = NULL
-  FROM picked p
-  WHERE j.id = p.id AND j.state = 'queued' AND j.run_at <= now()
+  FROM dequeued d
+  WHERE j.id = d.job_id
   RETURNING j.*
 ), lanes AS (
   UPDATE job_lanes l SET running_job_id = c.id
@@ -117,15 +144,32 @@ const std::string kRequeues =
 // newer mergeable job of its integration and kind already waits there, which keeps the two
 // apart instead of colliding on the merge index; that newer job takes later requests.
 const std::string kStaysMergeable =
-    "(j.mergeable AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.integration_id = j.integration_id"
-    " AND o.kind = j.kind AND o.state = 'queued' AND o.mergeable AND o.id <> j.id))";
+    "(j.mergeable AND NOT EXISTS (SELECT 1 FROM job_queue o WHERE o.integration_id = "
+    "j.integration_id AND o.kind = j.kind AND o.mergeable))";
+
+// The tail of the completion and rescue statements: puts the rows of `done` whose state is
+// 'queued' back into job_queue, and wakes listening workers when that happened or when a freed
+// lane has another job of its integration due. `channel_parameter` names the statement's
+// NOTIFY channel parameter.
+std::string requeueAndNotify(const std::string& channel_parameter) {
+  return R"SQL(
+), requeued AS (
+  INSERT INTO job_queue (job_id, integration_id, kind, priority, run_at, mergeable)
+  SELECT id, integration_id, kind, priority, run_at, mergeable FROM done WHERE state = 'queued'
+)
+SELECT ord, state,
+       (SELECT count(*) FROM (SELECT pg_notify()SQL" + channel_parameter + R"SQL(, '')) AS n
+        WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued')
+           OR EXISTS (SELECT 1 FROM done d JOIN job_queue q ON q.integration_id = d.integration_id
+                      WHERE q.run_at <= now()))
+FROM done
+)SQL";
+}
 
 // $1: worker id, $2: JSON array (ord, id, attempt, outcome, result, error), $3..$5 backoff,
 // $6: NOTIFY channel. Fenced: only rows still running under this worker and attempt change.
 // The new values are computed in the UPDATE itself: when it waits for a row that a concurrent
 // cancel() changed, PostgreSQL re-evaluates them on the latest row, so the request is seen.
-// Listening workers are woken when a job went back to the queue, or when a freed lane has
-// another job of its integration due (the snapshot still shows this statement's jobs running).
 const std::string kComplete = R"SQL(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(
@@ -150,39 +194,39 @@ WITH input AS (
     last_error = coalesce(u.error, j.last_error)
   FROM input u
   WHERE j.id = u.id AND j.attempt = u.attempt AND j.worker_id = $1::uuid AND j.state = 'running'
-  RETURNING u.ord, j.id, j.integration_id, j.state, j.attempt, j.claimed_at, u.outcome, u.error
+  RETURNING u.ord, j.id, j.integration_id, j.kind, j.state, j.priority, j.run_at, j.mergeable,
+            j.attempt, j.claimed_at, u.outcome, u.error
 ), lanes AS (
   UPDATE job_lanes l SET running_job_id = NULL
   FROM done d WHERE l.integration_id = d.integration_id AND l.running_job_id = d.id
 ), history AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
-)
-SELECT ord, state,
-       (SELECT count(*) FROM (SELECT pg_notify($6, '')) AS n
-        WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued')
-           OR EXISTS (SELECT 1 FROM done d JOIN jobs q ON q.integration_id = d.integration_id
-                      WHERE q.state = 'queued' AND q.run_at <= now()))
-FROM done
-)SQL";
+)SQL" + requeueAndNotify("$6");
 
-// $1: worker id. Unknown worker → no row.
+// $1: worker id. Unknown worker → no row. Its running jobs are found through the lanes, the
+// only index of running jobs.
 const std::string kHeartbeat = R"SQL(
-WITH w AS (
+WITH mine AS MATERIALIZED (
+  SELECT j.id, j.cancel_requested_at
+  FROM job_lanes l JOIN jobs j ON j.id = l.running_job_id
+  WHERE l.running_job_id IS NOT NULL AND j.worker_id = $1::uuid AND j.state = 'running'
+), w AS (
   UPDATE worker_lifecycle SET
     last_heartbeat_at = now(),
-    running_jobs = (SELECT count(*) FROM jobs WHERE worker_id = $1::uuid AND state = 'running')
+    running_jobs = (SELECT count(*) FROM mine)
   WHERE id = $1::uuid
   RETURNING id
 )
-SELECT j.id FROM w
-LEFT JOIN jobs j ON j.worker_id = w.id AND j.state = 'running' AND j.cancel_requested_at IS NOT NULL
+SELECT m.id FROM w LEFT JOIN mine m ON m.cancel_requested_at IS NOT NULL
 )SQL";
 
-// $1: job id. Returns the state the job had when locked.
+// $1: job id. Returns the state the job had when locked; a queued job leaves job_queue.
 const std::string kCancel = R"SQL(
 WITH target AS (
   SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE
+), dequeued AS (
+  DELETE FROM job_queue q USING target t WHERE q.job_id = t.id AND t.state = 'queued'
 ), cancelled AS (
   UPDATE jobs j SET state = 'cancelled', finished_at = now(), last_error = 'cancelled while queued'
   FROM target t WHERE j.id = t.id AND t.state = 'queued'
@@ -193,8 +237,8 @@ WITH target AS (
 SELECT state FROM target
 )SQL";
 
-// $1: lease seconds, $2: NOTIFY channel, $3..$5 backoff. Jobs of missing, silent or
-// terminated workers, and jobs past their deadline, are rescued.
+// $1: lease seconds, $2: NOTIFY channel, $3..$5 backoff. Running jobs (found through the
+// lanes) of missing, silent or terminated workers, and jobs past their deadline, are rescued.
 const std::string kRescue = R"SQL(
 WITH lost AS (
   SELECT j.id, j.worker_id AS old_worker,
@@ -203,8 +247,10 @@ WITH lost AS (
               WHEN w.id IS NULL THEN 'worker ' || j.worker_id || ' is gone'
               ELSE 'worker ' || j.worker_id || ' stopped heartbeating (lease ' || $1 || ' s)'
          END AS reason
-  FROM jobs j LEFT JOIN worker_lifecycle w ON w.id = j.worker_id
-  WHERE j.state = 'running'
+  FROM job_lanes l
+  JOIN jobs j ON j.id = l.running_job_id
+  LEFT JOIN worker_lifecycle w ON w.id = j.worker_id
+  WHERE l.running_job_id IS NOT NULL AND j.state = 'running'
     AND (w.id IS NULL OR w.state = 'TERMINATED'
          OR w.last_heartbeat_at < now() - make_interval(secs => $1::float8)
          OR j.deadline_at < now())
@@ -223,19 +269,15 @@ WITH lost AS (
     last_error = l.reason
   FROM lost l
   WHERE j.id = l.id
-  RETURNING j.id, j.integration_id, j.state, j.attempt, j.claimed_at, l.reason, l.old_worker
+  RETURNING 0 AS ord, j.id, j.integration_id, j.kind, j.state, j.priority, j.run_at,
+            j.mergeable, j.attempt, j.claimed_at, l.reason, l.old_worker
 ), lanes AS (
   UPDATE job_lanes l SET running_job_id = NULL
   FROM done d WHERE l.integration_id = d.integration_id AND l.running_job_id = d.id
 ), history AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, old_worker, claimed_at, 'rescued', reason FROM done
-)
-SELECT state, count(*),
-       (SELECT count(*) FROM (SELECT pg_notify($2, '')) AS n
-        WHERE EXISTS (SELECT 1 FROM done WHERE state = 'queued'))
-FROM done GROUP BY state
-)SQL";
+)SQL" + requeueAndNotify("$2");
 
 const std::string kRegisterWorker = R"SQL(
 INSERT INTO worker_lifecycle (capacity, version, host, pid) VALUES ($1, $2, $3, $4)
@@ -449,17 +491,46 @@ Result<std::vector<EnqueueResult>> JobQueue::enqueue(const std::vector<EnqueueRe
     }
   }
   const auto plan = planEnqueue(requests);
-  auto rows = impl_->run("enqueue", plan.rows.dump(), impl_->channel_);
+  const std::string input = plan.rows.dump();
+  // A concurrent producer that inserted the same new mergeable job first makes this statement
+  // fail on the merge index; run again, it merges into that job.
+  auto rows = impl_->run("enqueue", input, impl_->channel_);
+  for (int retry = 0; retry < 3 && !rows && rows.error().code == Error::Code::Conflict; ++retry) {
+    rows = impl_->run("enqueue", input, impl_->channel_);
+  }
   if (!rows) return rows.error();
   if (rows->size() != plan.rows.size()) {
     return Error{Error::Code::Internal, "enqueue returned " + std::to_string(rows->size()) +
                                            " rows for " + std::to_string(plan.rows.size())};
   }
+  // Merged rows name their request row; inserted rows fill the others in request-row order.
+  std::vector<EnqueueResult> by_row(plan.rows.size());
+  std::vector<bool> answered(plan.rows.size(), false);
+  for (const auto& row : *rows) {
+    if (row[0].is_null()) continue;
+    const auto index = row[0].as<std::size_t>();
+    if (index >= answered.size() || answered[index]) {
+      return Error{Error::Code::Internal, "enqueue merged a request twice"};
+    }
+    answered[index] = true;
+    by_row[index] = {row[1].as<JobId>(), true};
+  }
+  std::size_t next = 0;
+  for (const auto& row : *rows) {
+    if (!row[0].is_null()) continue;
+    while (next < answered.size() && answered[next]) ++next;
+    if (next == answered.size()) {
+      return Error{Error::Code::Internal, "enqueue inserted more jobs than it was asked for"};
+    }
+    answered[next] = true;
+    by_row[next] = {row[1].as<JobId>(), false};
+  }
   std::vector<EnqueueResult> results;
   results.reserve(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
-    const auto row = (*rows)[static_cast<pqxx::result::size_type>(plan.row_of_request[i])];
-    results.push_back({row[0].as<JobId>(), plan.merged_in_batch[i] || !row[1].as<bool>()});
+    auto result = by_row[plan.row_of_request[i]];
+    result.merged = result.merged || plan.merged_in_batch[i];
+    results.push_back(result);
   }
   return results;
 }
@@ -574,11 +645,10 @@ Result<RescueResult> JobQueue::rescue() {
   if (!rows) return rows.error();
   RescueResult result;
   for (const auto& row : *rows) {
-    const int count = row[1].as<int>();
-    switch (stateOf(row[0])) {
-      case JobState::Queued: result.requeued += count; break;
-      case JobState::Failed: result.failed += count; break;
-      case JobState::Cancelled: result.cancelled += count; break;
+    switch (stateOf(row[1])) {
+      case JobState::Queued: ++result.requeued; break;
+      case JobState::Failed: ++result.failed; break;
+      case JobState::Cancelled: ++result.cancelled; break;
       default: break;
     }
   }

@@ -133,10 +133,14 @@ class JobQueueTest : public testing::PgTest {
     return sqlNumber("SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE id = " +
                      std::to_string(id));
   }
-  void makeDue(JobId id) {
-    testing::execute(target_, "UPDATE jobs SET run_at = now() - interval '1 second' WHERE id = " +
-                                  std::to_string(id));
+  /// Moves a queued job's run_at (kept both on the job and its job_queue row).
+  void setRunAt(JobId id, const std::string& at) {
+    const std::string ids = std::to_string(id);
+    testing::execute(target_, "UPDATE jobs SET run_at = " + at + " WHERE id = " + ids +
+                                  "; UPDATE job_queue SET run_at = " + at + " WHERE job_id = " +
+                                  ids);
   }
+  void makeDue(JobId id) { setRunAt(id, "now() - interval '1 second'"); }
   void ageHeartbeat(const WorkerId& worker, const std::string& interval) {
     testing::execute(target_, "UPDATE worker_lifecycle SET last_heartbeat_at = now() - interval '" +
                                   interval + "' WHERE id = '" + worker + "'");
@@ -349,14 +353,10 @@ TEST_F(JobQueueTest, ClaimsInPriorityThenRunAtThenIdOrder) {
   auto urgent = fullJob(ids[4]);
   urgent.priority = -3;
   const JobId first = enqueueOne(urgent);  // newest run_at, but priority -3
-  const auto setRunAt = [this](JobId id, const std::string& at) {
-    testing::execute(target_,
-                     "UPDATE jobs SET run_at = '" + at + "' WHERE id = " + std::to_string(id));
-  };
-  setRunAt(late_low, "2020-01-01 09:00Z");
-  setRunAt(later, "2020-01-01 10:10Z");
-  setRunAt(tie_first, "2020-01-01 10:00Z");
-  setRunAt(tie_second, "2020-01-01 10:00Z");
+  setRunAt(late_low, "'2020-01-01 09:00Z'");
+  setRunAt(later, "'2020-01-01 10:10Z'");
+  setRunAt(tie_first, "'2020-01-01 10:00Z'");
+  setRunAt(tie_second, "'2020-01-01 10:00Z'");
 
   const auto worker = registerWorker(*queue_);
   std::vector<JobId> order;
@@ -962,7 +962,8 @@ TEST_F(JobQueueTest, RetryBacksOffExponentiallyWithinJitterBounds) {
     EXPECT_LE(longest, nominal * 1.2) << "attempt " << attempt;
     EXPECT_GT(longest - shortest, nominal * 0.05) << "no jitter at attempt " << attempt;
     EXPECT_TRUE(must(queue->claim(worker, 100), "claim").empty()) << "claimed during backoff";
-    testing::execute(target_, "UPDATE jobs SET run_at = now() - interval '1 second'");
+    testing::execute(target_, "UPDATE jobs SET run_at = now() - interval '1 second'; "
+                              "UPDATE job_queue SET run_at = now() - interval '1 second'");
   }
   EXPECT_EQ(sqlCount("SELECT count(*) FROM job_attempts WHERE outcome = 'retry'"), 3 * kJobs);
 }

@@ -43,7 +43,8 @@ Error toError(const std::exception& error) {
     return {Error::Code::Unavailable, "database connection lost: " + oneLine(error.what())};
   }
   if (dynamic_cast<const pqxx::serialization_failure*>(&error) != nullptr ||
-      dynamic_cast<const pqxx::deadlock_detected*>(&error) != nullptr) {
+      dynamic_cast<const pqxx::deadlock_detected*>(&error) != nullptr ||
+      dynamic_cast<const pqxx::unique_violation*>(&error) != nullptr) {
     return {Error::Code::Conflict, oneLine(error.what())};
   }
   if (dynamic_cast<const pqxx::data_exception*>(&error) != nullptr ||
