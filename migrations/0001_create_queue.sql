@@ -67,9 +67,9 @@ CREATE TABLE jobs (
 )
 -- Claims and completions rewrite every job twice. No index of this table names a column that
 -- changes (queued jobs are found through job_queue, running ones through job_lanes), and the
--- low fillfactor leaves room on each page, so those rewrites are HOT updates that touch no
--- index. Vacuum runs early (after 2 % of the table changed) and unthrottled.
-WITH (fillfactor = 40, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+-- low fillfactor leaves room on each page for both new versions, so those rewrites are HOT
+-- updates that touch no index. Vacuum runs early (after 2 % of the table changed), unthrottled.
+WITH (fillfactor = 30, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 
 -- The jobs of one integration, newest first.
 CREATE INDEX jobs_integration_idx ON jobs (integration_id, id DESC);
