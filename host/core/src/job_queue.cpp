@@ -419,6 +419,52 @@ std::optional<Error> validate(const EnqueueRequest& request) {
   return std::nullopt;
 }
 
+/// The JSON array the completion statement reads; Invalid when a result is not JSON.
+Result<std::string> completionInput(const std::vector<Completion>& completions) {
+  nlohmann::json input = nlohmann::json::array();
+  for (std::size_t i = 0; i < completions.size(); ++i) {
+    const auto& completion = completions[i];
+    nlohmann::json row = {{"ord", i},
+                          {"id", completion.id},
+                          {"attempt", completion.attempt},
+                          {"outcome", outcomeName(completion.outcome)}};
+    if (!completion.result_json.empty()) {
+      auto parsed = nlohmann::json::parse(completion.result_json, nullptr, false);
+      if (parsed.is_discarded()) {
+        return invalid("job " + std::to_string(completion.id) + ": result is not valid JSON");
+      }
+      row["result"] = std::move(parsed);
+    }
+    if (!completion.error.empty()) row["error"] = completion.error;
+    input.push_back(std::move(row));
+  }
+  return input.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// One result per completion, in input order; rows name the completions that were applied.
+std::vector<CompletionResult> completionResults(const std::vector<Completion>& completions,
+                                                const pqxx::result& rows) {
+  std::vector<CompletionResult> results(completions.size());
+  for (std::size_t i = 0; i < completions.size(); ++i) results[i].id = completions[i].id;
+  for (const auto& row : rows) {
+    auto& result = results.at(row[0].as<std::size_t>());
+    result.accepted = true;
+    result.state = stateOf(row[1]);
+  }
+  return results;
+}
+
+/// Claimed jobs in the order they were due (RETURNING follows no order).
+std::vector<Job> claimedJobs(const pqxx::result& rows) {
+  std::vector<Job> jobs;
+  jobs.reserve(rows.size());
+  for (const auto& row : rows) jobs.push_back(toJob(row));
+  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) {
+    return std::tie(a.priority, a.run_at, a.id) < std::tie(b.priority, b.run_at, b.id);
+  });
+  return jobs;
+}
+
 }  // namespace
 
 class JobQueue::Impl {
@@ -445,6 +491,19 @@ class JobQueue::Impl {
     try {
       pqxx::nontransaction tx(*connection_);
       return tx.exec_prepared(statement, std::forward<Args>(args)...);
+    } catch (const std::exception& error) {
+      return pg::toError(error);
+    }
+  }
+
+  /// Runs `body` (given the transaction) in one transaction; maps failures to Error.
+  template <class Body>
+  auto inTransaction(Body&& body) -> Result<decltype(body(std::declval<pqxx::work&>()))> {
+    try {
+      pqxx::work tx(*connection_);
+      auto value = body(tx);
+      tx.commit();
+      return value;
     } catch (const std::exception& error) {
       return pg::toError(error);
     }
@@ -577,14 +636,7 @@ Result<std::vector<Job>> JobQueue::claim(const WorkerId& worker, int limit) {
   if (limit < 1) return std::vector<Job>{};
   auto rows = impl_->run("claim", worker, limit);
   if (!rows) return rows.error();
-  std::vector<Job> jobs;
-  jobs.reserve(rows->size());
-  for (const auto& row : *rows) jobs.push_back(toJob(row));
-  // RETURNING follows no order; hand jobs out in the order they were due.
-  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) {
-    return std::tie(a.priority, a.run_at, a.id) < std::tie(b.priority, b.run_at, b.id);
-  });
-  return jobs;
+  return claimedJobs(*rows);
 }
 
 Result<HeartbeatResult> JobQueue::heartbeat(const WorkerId& worker) {
@@ -601,36 +653,29 @@ Result<HeartbeatResult> JobQueue::heartbeat(const WorkerId& worker) {
 Result<std::vector<CompletionResult>> JobQueue::complete(
     const WorkerId& worker, const std::vector<Completion>& completions) {
   if (completions.empty()) return std::vector<CompletionResult>{};
-  nlohmann::json input = nlohmann::json::array();
-  for (std::size_t i = 0; i < completions.size(); ++i) {
-    const auto& completion = completions[i];
-    nlohmann::json row = {{"ord", i},
-                          {"id", completion.id},
-                          {"attempt", completion.attempt},
-                          {"outcome", outcomeName(completion.outcome)}};
-    if (!completion.result_json.empty()) {
-      auto parsed = nlohmann::json::parse(completion.result_json, nullptr, false);
-      if (parsed.is_discarded()) {
-        return invalid("job " + std::to_string(completion.id) + ": result is not valid JSON");
-      }
-      row["result"] = std::move(parsed);
-    }
-    if (!completion.error.empty()) row["error"] = completion.error;
-    input.push_back(std::move(row));
-  }
-  auto rows = impl_->run("complete", worker, input.dump(-1, ' ', false,
-                                                        nlohmann::json::error_handler_t::replace),
-                         impl_->backoffBase(), impl_->backoffMax(), impl_->backoffJitter(),
-                         impl_->channel_);
+  auto input = completionInput(completions);
+  if (!input) return input.error();
+  auto rows = impl_->run("complete", worker, *input, impl_->backoffBase(), impl_->backoffMax(),
+                         impl_->backoffJitter(), impl_->channel_);
   if (!rows) return rows.error();
-  std::vector<CompletionResult> results(completions.size());
-  for (std::size_t i = 0; i < completions.size(); ++i) results[i].id = completions[i].id;
-  for (const auto& row : *rows) {
-    auto& result = results.at(row[0].as<std::size_t>());
-    result.accepted = true;
-    result.state = stateOf(row[1]);
-  }
-  return results;
+  return completionResults(completions, *rows);
+}
+
+Result<CompleteAndClaimResult> JobQueue::completeAndClaim(
+    const WorkerId& worker, const std::vector<Completion>& completions, int limit) {
+  auto input = completionInput(completions);
+  if (!input) return input.error();
+  return impl_->inTransaction([&](pqxx::work& tx) {
+    CompleteAndClaimResult result;
+    if (!completions.empty()) {
+      result.completed = completionResults(
+          completions, tx.exec_prepared("complete", worker, *input, impl_->backoffBase(),
+                                        impl_->backoffMax(), impl_->backoffJitter(),
+                                        impl_->channel_));
+    }
+    if (limit > 0) result.claimed = claimedJobs(tx.exec_prepared("claim", worker, limit));
+    return result;
+  });
 }
 
 Result<CompletionResult> JobQueue::complete(const WorkerId& worker, const Completion& completion) {

@@ -1314,6 +1314,45 @@ TEST_F(JobQueueTest, HeartbeatRefreshesTimestampAndRunningCount) {
   EXPECT_EQ(sql("SELECT running_jobs" + where), "2");
 }
 
+TEST_F(JobQueueTest, CompleteAndClaimTakesTheNextJobOfTheFreedIntegration) {
+  const auto integration = createIntegration("crm");
+  const JobId first = enqueueOne(fullJob(integration, false));
+  const JobId second = enqueueOne(fullJob(integration, false));
+  const auto worker = registerWorker(*queue_);
+  const auto running = claimOne(*queue_, worker);
+  ASSERT_EQ(running.id, first);
+  // The second job waits behind the first: its integration is busy.
+  EXPECT_TRUE(must(queue_->claim(worker, 5), "claim").empty());
+
+  const auto both = must(queue_->completeAndClaim(
+                             worker, {completion(running, Completion::Outcome::Succeeded)}, 5),
+                         "completeAndClaim");
+  ASSERT_EQ(both.completed.size(), 1u);
+  EXPECT_TRUE(both.completed[0].accepted);
+  EXPECT_EQ(both.completed[0].state, JobState::Succeeded);
+  ASSERT_EQ(both.claimed.size(), 1u);
+  EXPECT_EQ(both.claimed[0].id, second);
+  EXPECT_EQ(jobColumn(first, "state"), "succeeded");
+  EXPECT_EQ(jobColumn(second, "state"), "running");
+}
+
+TEST_F(JobQueueTest, CompleteAndClaimChangesNothingWhenItFails) {
+  const auto ids = createIntegrations(2);
+  enqueueOne(fullJob(ids[0]));
+  const JobId waiting = enqueueOne(fullJob(ids[1]));
+  const auto worker = registerWorker(*queue_);
+  auto running = claimOne(*queue_, worker);
+  const std::string before = jobRow(running.id);
+
+  auto bad = completion(running, Completion::Outcome::Succeeded);
+  bad.result_json = "{not json";
+  const auto failed = queue_->completeAndClaim(worker, {bad}, 5);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Error::Code::Invalid);
+  EXPECT_EQ(jobRow(running.id), before);
+  EXPECT_EQ(jobColumn(waiting, "state"), "queued");
+}
+
 TEST_F(JobQueueTest, QueueRecoversWhenItsConnectionIsKilled) {
   const auto integration = createIntegration("reconnect");
   const auto worker = registerWorker(*queue_);

@@ -138,7 +138,7 @@ struct DrainFigures {
   long long empty_claims = 0;
 };
 
-/// K claimers, each claiming up to `batch` and completing what it claimed in one statement.
+/// K claimers, each completing what it holds and claiming up to `batch` more in one transaction.
 DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
   std::atomic<long long> done{0};
   std::atomic<long long> claims{0};
@@ -150,27 +150,29 @@ DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
       JobQueue queue(target);
       const auto worker = orDie(queue.registerWorker({options.batch, "bench", "bench", getpid()}),
                                 "register");
+      // A worker's cycle: complete what it holds and claim more, in one transaction.
+      std::vector<Job> jobs;
       std::vector<Completion> completions;
       while (done.load() < options.jobs) {
-        auto jobs = orDie(queue.claim(worker, options.batch), "claim");
-        ++claims;
-        if (jobs.empty()) {
-          ++empty_claims;
-          std::this_thread::yield();
-          continue;
-        }
         completions.clear();
         for (const auto& job : jobs) {
           completions.push_back({job.id, job.attempt, Completion::Outcome::Succeeded, "", ""});
         }
-        const auto results = orDie(queue.complete(worker, completions), "complete");
-        for (const auto& result : results) {
+        auto cycle = orDie(queue.completeAndClaim(worker, completions, options.batch),
+                           "completeAndClaim");
+        for (const auto& result : cycle.completed) {
           if (!result.accepted) {
             std::cerr << "completion of job " << result.id << " refused\n";
             std::exit(1);
           }
         }
-        done += static_cast<long long>(jobs.size());
+        done += static_cast<long long>(cycle.completed.size());
+        jobs = std::move(cycle.claimed);
+        ++claims;
+        if (jobs.empty()) {
+          ++empty_claims;
+          std::this_thread::yield();
+        }
       }
     });
   }

@@ -120,6 +120,12 @@ struct CompletionResult {
   JobState state = JobState::Running;  ///< the state the job reached when accepted
 };
 
+/// What completeAndClaim() did.
+struct CompleteAndClaimResult {
+  std::vector<CompletionResult> completed;  ///< one per completion, in input order
+  std::vector<Job> claimed;                 ///< newly claimed jobs, in due order
+};
+
 /// What a heartbeat tells the worker.
 struct HeartbeatResult {
   bool known = false;                     ///< false: the worker row is gone (cleaned up)

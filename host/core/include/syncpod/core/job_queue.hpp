@@ -81,6 +81,13 @@ class JobQueue {
                                                  const std::vector<Completion>& completions);
   Result<CompletionResult> complete(const WorkerId& worker, const Completion& completion);
 
+  /// complete() then claim() in one transaction: a worker whose jobs ended takes new ones
+  /// with one commit instead of two. The claim sees the lanes the completions freed. On an
+  /// error neither happened.
+  Result<CompleteAndClaimResult> completeAndClaim(const WorkerId& worker,
+                                                  const std::vector<Completion>& completions,
+                                                  int limit);
+
   // --- maintenance (singleton) -----------------------------------------------------------
 
   /// Running jobs whose worker is missing or silent for longer than the lease, or that are
