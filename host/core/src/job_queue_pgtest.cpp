@@ -578,6 +578,36 @@ TEST_F(JobQueueTest, RescuedJobReturnsBesideAQueuedMergeableJob) {
   EXPECT_EQ(jobColumn(waiting, "state"), "queued");
 }
 
+TEST_F(JobQueueTest, ConcurrentProducersOfOneFullJobGetTheSameJob) {
+  const auto ids = createIntegrations(20);
+  constexpr int kProducers = 8;
+  std::vector<std::vector<JobId>> got(kProducers);
+  std::vector<std::string> errors(kProducers);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      try {
+        JobQueue queue(target_);
+        // Every producer asks for a full sync of every integration, in its own order.
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          const auto integration = ids[(i + static_cast<std::size_t>(p) * 3) % ids.size()];
+          got[static_cast<std::size_t>(p)].push_back(
+              must(queue.enqueue(fullJob(integration)), "enqueue").id);
+        }
+      } catch (const std::exception& error) {
+        errors[static_cast<std::size_t>(p)] = error.what();
+      }
+    });
+  }
+  for (auto& producer : producers) producer.join();
+  for (const auto& error : errors) EXPECT_EQ(error, "");
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM jobs"), static_cast<long long>(ids.size()));
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM job_queue"), static_cast<long long>(ids.size()));
+  std::set<JobId> distinct;
+  for (const auto& list : got) distinct.insert(list.begin(), list.end());
+  EXPECT_EQ(distinct.size(), ids.size());
+}
+
 TEST_F(JobQueueTest, QueuedPartialJobsCoalesceKeysAndIncremental) {
   const auto ids = createIntegrations(2);
   const auto created = must(queue_->enqueue(partialJob(ids[0], {"b", "a", "b"})), "enqueue");

@@ -48,8 +48,9 @@ class JobQueue {
 
   // --- producers -------------------------------------------------------------------------
 
-  /// Enqueues all requests in one statement and one transaction, and wakes listening
-  /// workers once. Results are in request order.
+  /// Enqueues all requests in one statement, and wakes listening workers once. When a
+  /// concurrent producer created the same new mergeable job first, the statement runs again
+  /// and merges into it. Results are in request order.
   Result<std::vector<EnqueueResult>> enqueue(const std::vector<EnqueueRequest>& requests);
   Result<EnqueueResult> enqueue(const EnqueueRequest& request);
 
