@@ -221,12 +221,15 @@ WITH mine AS MATERIALIZED (
 SELECT m.id FROM w LEFT JOIN mine m ON m.cancel_requested_at IS NOT NULL
 )SQL";
 
-// $1: job id. Returns the state the job had when locked; a queued job leaves job_queue.
+// cancel() runs these two in one transaction. The queue row is taken first, as claims and
+// enqueues take it before the job row: the same lock order everywhere, so a cancel and a claim
+// of one job never deadlock. $1: job id.
+const std::string kCancelDequeue = "DELETE FROM job_queue WHERE job_id = $1";
+
+// $1: job id. Returns the state the job had when locked.
 const std::string kCancel = R"SQL(
 WITH target AS (
   SELECT id, state FROM jobs WHERE id = $1 FOR UPDATE
-), dequeued AS (
-  DELETE FROM job_queue q USING target t WHERE q.job_id = t.id AND t.state = 'queued'
 ), cancelled AS (
   UPDATE jobs j SET state = 'cancelled', finished_at = now(), last_error = 'cancelled while queued'
   FROM target t WHERE j.id = t.id AND t.state = 'queued'
@@ -478,6 +481,7 @@ class JobQueue::Impl {
     connection_->prepare("claim", kClaim);
     connection_->prepare("complete", kComplete);
     connection_->prepare("heartbeat", kHeartbeat);
+    connection_->prepare("cancel_dequeue", kCancelDequeue);
     connection_->prepare("cancel", kCancel);
     connection_->prepare("rescue", kRescue);
     connection_->prepare("register_worker", kRegisterWorker);
@@ -601,14 +605,16 @@ Result<EnqueueResult> JobQueue::enqueue(const EnqueueRequest& request) {
 }
 
 Result<CancelOutcome> JobQueue::cancel(JobId id) {
-  auto rows = impl_->run("cancel", id);
-  if (!rows) return rows.error();
-  if (rows->empty()) return CancelOutcome::NotFound;
-  switch (stateOf((*rows)[0][0])) {
-    case JobState::Queued: return CancelOutcome::Cancelled;
-    case JobState::Running: return CancelOutcome::Requested;
-    default: return CancelOutcome::AlreadyFinished;
-  }
+  return impl_->inTransaction([&](pqxx::work& tx) {
+    tx.exec_prepared("cancel_dequeue", id);
+    const auto rows = tx.exec_prepared("cancel", id);
+    if (rows.empty()) return CancelOutcome::NotFound;
+    switch (stateOf(rows[0][0])) {
+      case JobState::Queued: return CancelOutcome::Cancelled;
+      case JobState::Running: return CancelOutcome::Requested;
+      default: return CancelOutcome::AlreadyFinished;
+    }
+  });
 }
 
 Result<std::optional<Job>> JobQueue::find(JobId id) {

@@ -1247,6 +1247,52 @@ TEST_F(JobQueueTest, ReleaseOfCancelRequestedJobEndsCancelled) {
   EXPECT_TRUE(must(queue->claim(worker, 1), "claim").empty());
 }
 
+// Cancels and claims of the same jobs at once: every call succeeds (no deadlock between them),
+// and every job ends either cancelled or succeeded, with nothing left queued or held.
+TEST_F(JobQueueTest, CancelsRacingClaimsLeaveEveryJobInOneFinalState) {
+  const auto ids = createIntegrations(50);
+  std::vector<EnqueueRequest> requests;
+  for (int round = 0; round < 8; ++round) {
+    for (const auto id : ids) requests.push_back(fullJob(id, false));
+  }
+  std::vector<JobId> jobs;
+  for (const auto& result : must(queue_->enqueue(requests), "enqueue")) jobs.push_back(result.id);
+
+  std::atomic<bool> claiming_done{false};
+  std::string claim_error;
+  std::thread claimer([&] {
+    try {
+      JobQueue queue(target_);
+      const auto worker = registerWorker(queue);
+      std::vector<Completion> completions;
+      while (true) {
+        auto cycle = must(queue.completeAndClaim(worker, completions, 7), "completeAndClaim");
+        completions.clear();
+        for (const auto& job : cycle.claimed) {
+          completions.push_back(completion(job, Completion::Outcome::Succeeded));
+        }
+        if (cycle.claimed.empty() && sqlCount("SELECT count(*) FROM job_queue") == 0) break;
+      }
+    } catch (const std::exception& error) {
+      claim_error = error.what();
+    }
+    claiming_done = true;
+  });
+  int cancelled = 0;
+  for (std::size_t i = 0; i < jobs.size(); i += 3) {
+    const auto outcome = must(queue_->cancel(jobs[i]), "cancel");
+    if (outcome == CancelOutcome::Cancelled) ++cancelled;
+  }
+  claimer.join();
+  EXPECT_EQ(claim_error, "");
+  EXPECT_GT(cancelled, 0);
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM jobs WHERE state = 'cancelled'"), cancelled);
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM jobs WHERE state NOT IN ('cancelled', 'succeeded')"),
+            0);
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM job_queue"), 0);
+  EXPECT_EQ(sqlCount("SELECT count(*) FROM job_lanes WHERE running_job_id IS NOT NULL"), 0);
+}
+
 TEST_F(JobQueueTest, CancelOfFinishedJobReportsAlreadyFinished) {
   const auto ids = createIntegrations(3);
   const JobId succeeded = enqueueOne(fullJob(ids[0]));
