@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <future>
 #include <map>
 #include <set>
@@ -58,6 +59,55 @@ Completion completion(const Job& job, Completion::Outcome outcome) {
   done.outcome = outcome;
   return done;
 }
+
+/// Worker threads for the concurrency tests. Each owns a JobQueue and a worker row and runs
+/// `cycle` (which returns how many jobs it completed) until `total` jobs are done, one thread
+/// fails (which stops them all), or 45 s pass.
+class WorkerThreads {
+ public:
+  using Cycle = std::function<std::size_t(JobQueue&, const WorkerId&, std::size_t index)>;
+
+  WorkerThreads(const DatabaseTarget& target, std::size_t count, std::size_t total, Cycle cycle)
+      : total_(total), deadline_(SteadyClock::now() + 45s), errors_(count) {
+    for (std::size_t index = 0; index < count; ++index) {
+      threads_.emplace_back([this, &target, cycle, index] {
+        try {
+          JobQueue queue(target);
+          const auto worker = must(queue.registerWorker({1, "test", "localhost", 1}), "register");
+          while (running()) {
+            if (SteadyClock::now() > deadline_) throw std::runtime_error("deadline passed");
+            completed_ += cycle(queue, worker, index);
+          }
+        } catch (const std::exception& error) {
+          errors_[index] = error.what();
+          stop_ = true;
+        }
+      });
+    }
+  }
+
+  ~WorkerThreads() { join(); }
+
+  bool running() const { return !stop_ && completed_ < total_; }
+  SteadyClock::time_point deadline() const { return deadline_; }
+  void stop() { stop_ = true; }
+
+  /// Joins the threads; returns each one's error ("" when it had none).
+  std::vector<std::string> join() {
+    for (auto& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+    return errors_;
+  }
+
+ private:
+  std::size_t total_;
+  SteadyClock::time_point deadline_;
+  std::atomic<std::size_t> completed_{0};
+  std::atomic<bool> stop_{false};
+  std::vector<std::string> errors_;
+  std::vector<std::thread> threads_;
+};
 
 /// Claims with limit 1 and insists on getting a job.
 Job claimOne(JobQueue& queue, const WorkerId& worker) {
@@ -180,44 +230,26 @@ TEST_F(JobQueueTest, EightWorkersClaimTenThousandJobsEachExactlyOnce) {
   }
   ASSERT_EQ(enqueued.size(), kTotal);
 
-  std::atomic<std::size_t> completed{0};
-  std::atomic<bool> stop{false};
   std::vector<std::vector<JobId>> claimed(kWorkers);
-  std::vector<std::string> errors(kWorkers);
-  const auto deadline = SteadyClock::now() + 45s;
-  std::vector<std::thread> workers;
-  for (std::size_t w = 0; w < kWorkers; ++w) {
-    workers.emplace_back([&, w] {
-      try {
-        JobQueue queue(target_);
-        const auto worker = registerWorker(queue);
-        while (!stop && completed < kTotal) {
-          if (SteadyClock::now() > deadline) throw std::runtime_error("deadline passed");
-          const auto jobs = must(queue.claim(worker, 8), "claim");
-          std::vector<Completion> done;
-          for (const auto& job : jobs) {
-            if (job.state != JobState::Running || job.worker_id != worker || job.attempt != 1) {
-              throw std::runtime_error("job " + std::to_string(job.id) + " claimed in bad shape");
-            }
-            claimed[w].push_back(job.id);
-            done.push_back(completion(job, Completion::Outcome::Succeeded));
-          }
-          const auto results = must(queue.complete(worker, done), "complete");
-          for (const auto& result : results) {
-            if (!result.accepted || result.state != JobState::Succeeded) {
-              throw std::runtime_error("completion of " + std::to_string(result.id) + " refused");
-            }
-          }
-          completed += jobs.size();
-        }
-      } catch (const std::exception& error) {
-        errors[w] = error.what();
-        stop = true;
+  WorkerThreads workers(target_, kWorkers, kTotal,
+                        [&](JobQueue& queue, const WorkerId& worker, std::size_t w) {
+    const auto jobs = must(queue.claim(worker, 8), "claim");
+    std::vector<Completion> done;
+    for (const auto& job : jobs) {
+      if (job.state != JobState::Running || job.worker_id != worker || job.attempt != 1) {
+        throw std::runtime_error("job " + std::to_string(job.id) + " claimed in bad shape");
       }
-    });
-  }
-  for (auto& thread : workers) thread.join();
-  for (const auto& error : errors) EXPECT_EQ(error, "");
+      claimed[w].push_back(job.id);
+      done.push_back(completion(job, Completion::Outcome::Succeeded));
+    }
+    for (const auto& result : must(queue.complete(worker, done), "complete")) {
+      if (!result.accepted || result.state != JobState::Succeeded) {
+        throw std::runtime_error("completion of " + std::to_string(result.id) + " refused");
+      }
+    }
+    return jobs.size();
+  });
+  for (const auto& error : workers.join()) EXPECT_EQ(error, "");
 
   std::vector<JobId> all;
   for (const auto& ids : claimed) all.insert(all.end(), ids.begin(), ids.end());
@@ -255,46 +287,29 @@ TEST_F(JobQueueTest, NeverTwoRunningJobsOfOneIntegrationUnderContention) {
   // What each worker holds, per integration; a second holder is a violation.
   std::vector<std::atomic<int>> holders(kIntegrations);
   std::atomic<int> violations{0};
-  std::atomic<std::size_t> completed{0};
-  std::atomic<bool> stop{false};
   std::vector<std::vector<JobId>> claimed(kWorkers);
-  std::vector<std::string> errors(kWorkers);
-  const auto deadline = SteadyClock::now() + 45s;
-
-  std::vector<std::thread> workers;
-  for (std::size_t w = 0; w < kWorkers; ++w) {
-    workers.emplace_back([&, w] {
-      try {
-        JobQueue queue(target_);
-        const auto worker = registerWorker(queue);
-        while (!stop && completed < kTotal) {
-          if (SteadyClock::now() > deadline) throw std::runtime_error("deadline passed");
-          const auto jobs = must(queue.claim(worker, 3), "claim");
-          std::vector<Completion> done;
-          for (const auto& job : jobs) {
-            if (++holders[lane_of.at(job.integration_id)] != 1) ++violations;
-            claimed[w].push_back(job.id);
-            done.push_back(completion(job, Completion::Outcome::Succeeded));
-          }
-          if (jobs.empty()) continue;
-          // Hold the jobs across a round trip, as a real worker would, to widen the window.
-          if (!must(queue.heartbeat(worker), "heartbeat").known) {
-            throw std::runtime_error("worker unknown");
-          }
-          // Released from the bookkeeping before the completion commits: the lane is still
-          // held in the database until then, so nobody can legitimately take it earlier.
-          for (const auto& job : jobs) --holders[lane_of.at(job.integration_id)];
-          for (const auto& result : must(queue.complete(worker, done), "complete")) {
-            if (!result.accepted) throw std::runtime_error("completion refused");
-          }
-          completed += jobs.size();
-        }
-      } catch (const std::exception& error) {
-        errors[w] = error.what();
-        stop = true;
-      }
-    });
-  }
+  WorkerThreads workers(target_, kWorkers, kTotal,
+                        [&](JobQueue& queue, const WorkerId& worker, std::size_t w) {
+    const auto jobs = must(queue.claim(worker, 3), "claim");
+    std::vector<Completion> done;
+    for (const auto& job : jobs) {
+      if (++holders[lane_of.at(job.integration_id)] != 1) ++violations;
+      claimed[w].push_back(job.id);
+      done.push_back(completion(job, Completion::Outcome::Succeeded));
+    }
+    if (jobs.empty()) return std::size_t{0};
+    // Hold the jobs across a round trip, as a real worker would, to widen the window.
+    if (!must(queue.heartbeat(worker), "heartbeat").known) {
+      throw std::runtime_error("worker unknown");
+    }
+    // Released from the bookkeeping before the completion commits: the lane is still
+    // held in the database until then, so nobody can legitimately take it earlier.
+    for (const auto& job : jobs) --holders[lane_of.at(job.integration_id)];
+    for (const auto& result : must(queue.complete(worker, done), "complete")) {
+      if (!result.accepted) throw std::runtime_error("completion refused");
+    }
+    return jobs.size();
+  });
 
   // Samples the database while the workers run: duplicates, and lanes that disagree.
   long long samples = 0;
@@ -305,7 +320,7 @@ TEST_F(JobQueueTest, NeverTwoRunningJobsOfOneIntegrationUnderContention) {
   try {
     pqxx::connection connection(target_.url);
     connection.set_variable("search_path", connection.quote_name(target_.schema));
-    while (completed < kTotal && !stop && SteadyClock::now() < deadline) {
+    while (workers.running() && SteadyClock::now() < workers.deadline()) {
       pqxx::nontransaction tx(connection);
       const auto row = tx.exec(
           "SELECT (SELECT count(*) FROM (SELECT integration_id FROM jobs WHERE state = 'running'"
@@ -320,9 +335,9 @@ TEST_F(JobQueueTest, NeverTwoRunningJobsOfOneIntegrationUnderContention) {
     }
   } catch (const std::exception& error) {
     sampler_error = error.what();  // the workers must still be joined
-    stop = true;
+    workers.stop();
   }
-  for (auto& thread : workers) thread.join();
+  const auto errors = workers.join();
   EXPECT_EQ(sampler_error, "");
   for (const auto& error : errors) EXPECT_EQ(error, "");
 
