@@ -6,13 +6,15 @@
 
 namespace syncpod::core {
 
-/// Why an expected runtime operation (claim, complete, heartbeat…) did not happen.
+/// Why an expected runtime operation (claim, complete, a plugin call…) did not happen.
 struct Error {
   enum class Code {
-    Invalid = 1,      ///< the request itself is wrong (unknown id, bad argument)
-    Unavailable,      ///< the database could not be reached; retry later
+    Invalid = 1,      ///< the request itself is wrong (unknown id, bad argument, bad config)
+    Unavailable,      ///< the database or a foreign system could not be reached; retry later
     Conflict,         ///< a concurrent writer won; the caller's view is stale
-    Internal,         ///< anything else the database reported
+    Internal,         ///< anything else the database (or a plugin) reported
+    Unauthorized,     ///< a foreign system refused the credentials
+    Cancelled,        ///< the operation stopped because it was asked to
   };
   Code code = Code::Internal;
   std::string message;
