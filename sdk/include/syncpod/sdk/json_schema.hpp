@@ -33,8 +33,7 @@ struct Violation {
   std::string text() const { return (path.empty() ? std::string("(config)") : path) + ": " + message; }
 };
 
-namespace detail {
-
+/// A member name as a JSON Pointer reference token ("~" → "~0", "/" → "~1").
 inline std::string escapePointer(const std::string& name) {
   std::string escaped;
   for (const char c : name) {
@@ -44,6 +43,8 @@ inline std::string escapePointer(const std::string& name) {
   }
   return escaped;
 }
+
+namespace detail {
 
 inline const std::set<std::string>& knownKeywords() {
   static const std::set<std::string> keywords = {
