@@ -1,6 +1,7 @@
 #include "syncpod/core/sync/sync_engine.hpp"
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -92,6 +93,110 @@ std::uint64_t hashValue(const Json& value) {
   }
   return kNull;
 }
+
+namespace {
+
+/// Appends keyText(value) to `out` without building a temporary for the common key types.
+void appendKeyText(std::string& out, const Json& value) {
+  char digits[24];
+  switch (value.type()) {
+    case Json::value_t::string: out += value.get_ref<const std::string&>(); return;
+    case Json::value_t::null: return;
+    case Json::value_t::number_integer: {
+      const auto end = std::to_chars(digits, digits + sizeof(digits), value.get<std::int64_t>()).ptr;
+      out.append(digits, end);
+      return;
+    }
+    case Json::value_t::number_unsigned: {
+      const auto end = std::to_chars(digits, digits + sizeof(digits), value.get<std::uint64_t>()).ptr;
+      out.append(digits, end);
+      return;
+    }
+    default: out += keyText(value); return;
+  }
+}
+
+/// Writes the joined key of `fields` into `out` (what joinKey(keyOf(fields, names)) returns).
+void buildKey(std::string& out, const Json& fields, const std::vector<std::string>& names) {
+  out.clear();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += kKeySeparator;
+    const auto found = fields.find(names[i]);
+    if (found != fields.end()) appendKeyText(out, *found);
+  }
+}
+
+std::uint64_t hashKey(std::string_view key) { return mix(0x6b6579, std::hash<std::string_view>{}(key)); }
+
+/// A set of keys, each with a number (its slot), in one open-addressing table over one block of
+/// key text: a million keys take about 30 MB and a lookup touches one or two cache lines,
+/// where a std::unordered_map<std::string, …> takes three times that and chases pointers.
+class KeyTable {
+ public:
+  /// Adds `key` with `slot`; false (and nothing added) when the key is already there.
+  bool insert(std::string_view key, std::uint32_t slot) {
+    if ((size_ + 1) * 2 > entries_.size()) grow();
+    const auto hash = hashKey(key);
+    auto& entry = entries_[probe(key, hash)];
+    if (entry.used) return false;
+    entry = {hash, static_cast<std::uint32_t>(text_.size()), static_cast<std::uint32_t>(key.size()), slot, true};
+    text_.append(key);
+    ++size_;
+    return true;
+  }
+
+  std::optional<std::uint32_t> find(std::string_view key) const {
+    if (entries_.empty()) return std::nullopt;
+    const auto& entry = entries_[probe(key, hashKey(key))];
+    if (!entry.used) return std::nullopt;
+    return entry.slot;
+  }
+
+  /// Calls fn(key, slot) for every key, in no particular order.
+  template <class Fn>
+  void forEach(Fn&& fn) const {
+    for (const auto& entry : entries_) {
+      if (entry.used) fn(std::string_view(text_).substr(entry.offset, entry.length), entry.slot);
+    }
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t hash = 0;
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+    std::uint32_t slot = 0;
+    bool used = false;
+  };
+
+  /// The entry holding `key`, or the free entry where it would go.
+  std::size_t probe(std::string_view key, std::uint64_t hash) const {
+    const std::size_t mask = entries_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      const auto& entry = entries_[i];
+      if (!entry.used) return i;
+      if (entry.hash == hash && std::string_view(text_).substr(entry.offset, entry.length) == key) return i;
+    }
+  }
+
+  void grow() {
+    std::vector<Entry> old = std::move(entries_);
+    entries_.assign(old.empty() ? 1024 : old.size() * 2, Entry{});
+    const std::size_t mask = entries_.size() - 1;
+    for (const auto& entry : old) {
+      if (!entry.used) continue;
+      std::size_t i = entry.hash & mask;
+      while (entries_[i].used) i = (i + 1) & mask;
+      entries_[i] = entry;
+    }
+  }
+
+  std::vector<Entry> entries_;
+  std::string text_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace
 
 bool SyncReport::worthRetrying() const {
   for (const auto& stream : streams) {
@@ -266,23 +371,22 @@ class SyncEngine::Run {
     explicit TargetIndex(std::size_t width) : width_(width) {}
 
     /// Adds a record; false if its key was already there (the first one stays).
-    bool add(std::string&& key, const Json& fields, const std::vector<std::string>& names) {
+    bool add(std::string_view key, const Json& fields, const std::vector<std::string>& names) {
       const auto slot = static_cast<std::uint32_t>(seen_.size());
-      if (!slots_.try_emplace(std::move(key), slot).second) return false;
+      if (!keys_.insert(key, slot)) return false;
       for (const auto& name : names) {
         const auto found = fields.find(name);
-        hashes_.push_back(found == fields.end() ? hashValue(Json()) : hashValue(*found));
+        hashes_.push_back(found == fields.end() ? kNull : hashValue(*found));
       }
       seen_.push_back(false);
       return true;
     }
 
     /// The slot of `key`, marking it seen; nullopt when the target does not have it.
-    std::optional<std::uint32_t> visit(const std::string& key) {
-      const auto found = slots_.find(key);
-      if (found == slots_.end()) return std::nullopt;
-      seen_[found->second] = true;
-      return found->second;
+    std::optional<std::uint32_t> visit(std::string_view key) {
+      const auto slot = keys_.find(key);
+      if (slot) seen_[*slot] = true;
+      return slot;
     }
 
     std::uint64_t hash(std::uint32_t slot, std::size_t field) const { return hashes_[slot * width_ + field]; }
@@ -290,16 +394,14 @@ class SyncEngine::Run {
     /// Calls `unseen(key)` for every key the source did not have.
     template <class Fn>
     void forEachUnseen(Fn&& unseen) const {
-      for (const auto& [key, slot] : slots_) {
-        if (!seen_[slot]) unseen(key);
-      }
+      keys_.forEach([&](std::string_view key, std::uint32_t slot) {
+        if (!seen_[slot]) unseen(std::string(key));
+      });
     }
-
-    std::size_t size() const { return seen_.size(); }
 
    private:
     std::size_t width_;
-    std::unordered_map<std::string, std::uint32_t> slots_;
+    KeyTable keys_;
     std::vector<std::uint64_t> hashes_;
     std::vector<bool> seen_;
   };
@@ -321,10 +423,12 @@ class SyncEngine::Run {
     void syncFull() {
       TargetIndex index(mapping_.fields.size());
       std::int64_t duplicates = 0;
+      std::string key;
       run_.fetch(Side::Target, request(Side::Target, FetchMode::Full), [&](RecordBatch& batch) {
         report_.fetched_target += static_cast<std::int64_t>(batch.records.size());
         for (const auto& record : batch.records) {
-          if (!index.add(joinKey(keyOf(record.fields, target_keys_)), record.fields, target_names_)) ++duplicates;
+          buildKey(key, record.fields, target_keys_);
+          if (!index.add(key, record.fields, target_names_)) ++duplicates;
         }
       });
       if (duplicates > 0) {
@@ -339,13 +443,13 @@ class SyncEngine::Run {
         report_.fetched_source += static_cast<std::int64_t>(batch.records.size());
         for (auto& record : batch.records) {
           ++run_.progress_.diffed;
-          std::string key = joinKey(keyOf(record.fields, source_keys_));
+          buildKey(key, record.fields, source_keys_);
           const auto slot = index.visit(key);
           if (!slot) {
             if (mapping_.record_owner == Side::Source) {
               to_target_.add(create(record.fields, Side::Source, key));
             } else {
-              missing_on_target.push_back(std::move(key));
+              missing_on_target.push_back(key);
             }
             continue;
           }
@@ -353,7 +457,7 @@ class SyncEngine::Run {
           bool needs_target_values = false;
           for (std::size_t i = mapping_.key_count; i < mapping_.fields.size(); ++i) {
             const auto found = record.fields.find(source_names_[i]);
-            const auto hash = found == record.fields.end() ? hashValue(Json()) : hashValue(*found);
+            const auto hash = found == record.fields.end() ? kNull : hashValue(*found);
             if (hash == index.hash(*slot, i)) continue;
             if (mapping_.fields[i].owner == Side::Target || target_compares_itself) {
               needs_target_values = true;
@@ -362,7 +466,7 @@ class SyncEngine::Run {
             }
           }
           if (needs_target_values) {
-            keyed.push_back(std::move(key));
+            keyed.push_back(key);
           } else if (update.empty()) {
             ++report_.unchanged;
           } else {
@@ -372,11 +476,11 @@ class SyncEngine::Run {
       });
 
       std::vector<std::string> missing_on_source;
-      index.forEachUnseen([&](const std::string& key) {
+      index.forEachUnseen([&](std::string&& unseen) {
         if (mapping_.record_owner == Side::Source) {
-          missing_on_source.push_back(key);
+          missing_on_source.push_back(std::move(unseen));
         } else {
-          keyed.push_back(key);  // the source must get it: its values come from the keyed pass
+          keyed.push_back(std::move(unseen));  // the source must get it: its values come from the keyed pass
         }
       });
       // Records only the non-owner has: the deletion policy decides.
