@@ -367,7 +367,8 @@ EnqueuePlan planEnqueue(const std::vector<EnqueueRequest>& requests) {
   std::map<std::pair<IntegrationId, JobKind>, std::size_t> mergeable_rows;
   for (const auto& request : requests) {
     const auto key = std::make_pair(request.integration_id, request.kind);
-    const auto found = request.merge ? mergeable_rows.find(key) : mergeable_rows.end();
+    const bool merge = request.merge && !request.plan;
+    const auto found = merge ? mergeable_rows.find(key) : mergeable_rows.end();
     if (found != mergeable_rows.end()) {
       auto& row = plan.rows[found->second];
       row["priority"] = std::min(row["priority"].get<int>(), request.priority);
@@ -387,6 +388,7 @@ EnqueuePlan planEnqueue(const std::vector<EnqueueRequest>& requests) {
       payload["keys"] = request.keys;
       payload["incremental"] = request.incremental;
     }
+    if (request.plan) payload["plan"] = true;
     const std::size_t index = plan.rows.size();
     plan.rows.push_back({{"ord", index},
                          {"integration_id", request.integration_id},
@@ -395,9 +397,9 @@ EnqueuePlan planEnqueue(const std::vector<EnqueueRequest>& requests) {
                          {"delay_s", double(request.delay.count())},
                          {"max_attempts", request.max_attempts},
                          {"max_runtime_s", request.max_runtime.count()},
-                         {"mergeable", request.merge},
+                         {"mergeable", merge},
                          {"payload", std::move(payload)}});
-    if (request.merge) mergeable_rows.emplace(key, index);
+    if (merge) mergeable_rows.emplace(key, index);
     plan.row_of_request.push_back(index);
     plan.merged_in_batch.push_back(false);
   }

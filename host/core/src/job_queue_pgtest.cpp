@@ -494,6 +494,22 @@ TEST_F(JobQueueTest, QueuedFullJobAbsorbsFullRequests) {
   EXPECT_EQ(sqlCount("SELECT count(*) FROM jobs"), 2);
 }
 
+TEST_F(JobQueueTest, PlanJobsNeverMerge) {
+  const auto ids = createIntegrations(1);
+  const auto real = must(queue_->enqueue(fullJob(ids[0])), "enqueue");
+  auto dry_run = fullJob(ids[0]);
+  dry_run.plan = true;
+  const auto plans = must(queue_->enqueue({dry_run, dry_run}), "enqueue");
+  EXPECT_FALSE(plans[0].merged);
+  EXPECT_FALSE(plans[1].merged);
+  EXPECT_NE(plans[0].id, real.id);
+  EXPECT_NE(plans[0].id, plans[1].id);
+  EXPECT_EQ(jobColumn(plans[0].id, "payload"), R"({"plan": true})");
+  // A real request still merges into the real job, not into a plan.
+  const auto again = must(queue_->enqueue(fullJob(ids[0])), "enqueue");
+  EXPECT_EQ(again.id, real.id);
+}
+
 TEST_F(JobQueueTest, BatchResultsFollowRequestOrder) {
   const auto ids = createIntegrations(20);
   std::vector<EnqueueRequest> batch;

@@ -88,6 +88,9 @@ struct EnqueueRequest {
   /// job is deduplicated, a partial job adds its keys. A job enqueued with merge=false
   /// stays apart and is never a merge target.
   bool merge = true;
+  /// A dry run: the job plans its changes and writes nothing. It never merges, so a plan and
+  /// a real sync of the same integration never absorb each other.
+  bool plan = false;
 };
 
 struct EnqueueResult {
