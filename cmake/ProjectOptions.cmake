@@ -22,6 +22,10 @@ target_compile_options(syncpod_warnings INTERFACE
   -Wold-style-cast -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
   $<$<BOOL:${SYNCPOD_WARNINGS_AS_ERRORS}>:-Werror>)
 
+# Where tests/fakes/plugins puts its deliberately broken plugins: a test-only directory, never
+# the lib/syncpod/plugins directory the host searches by default.
+set(SYNCPOD_TEST_PLUGIN_DIR "${PROJECT_BINARY_DIR}/test-plugins")
+
 # Extra ctest properties for every test (used by gtest_discover_tests calls).
 set(SYNCPOD_TEST_PROPERTIES "")
 

@@ -56,6 +56,9 @@ void SyncpodApplication::defineOptions(Poco::Util::OptionSet& options) {
     if (!spec.default_value.empty()) description += ", default " + spec.default_value;
     options.addOption(Poco::Util::Option(flagOf(key), "", description).argument("value"));
   }
+  for (const auto& flag : command_.switches()) {
+    options.addOption(Poco::Util::Option(flag.name, "", flag.help));
+  }
 }
 
 void SyncpodApplication::handleOption(const std::string& name, const std::string& value) {
@@ -65,9 +68,17 @@ void SyncpodApplication::handleOption(const std::string& name, const std::string
     stopOptionsProcessing();
   } else if (name == "config") {
     config_file_ = value;
+  } else if (isSwitch(name)) {
+    command_.enableSwitch(name);
   } else {
     flags_[keyOf(name)] = value;
   }
+}
+
+bool SyncpodApplication::isSwitch(const std::string& name) const {
+  const auto flags = command_.switches();
+  return std::any_of(flags.begin(), flags.end(),
+                     [&](const CommandSwitch& flag) { return flag.name == name; });
 }
 
 void SyncpodApplication::printHelp() const {
@@ -75,12 +86,14 @@ void SyncpodApplication::printHelp() const {
   help.setUnixStyle(true);
   help.setWidth(100);
   help.setCommand("syncpod " + std::string(command_.name()));
-  help.setUsage("[--option=value ...]");
+  help.setUsage(std::string(command_.usage()));
   help.setHeader(std::string(command_.summary()));
   help.setFooter(
       "Settings come from flags, then environment variables, then the config file, then "
       "defaults. Config-file keys are the flag names with '_' for '-' (database_url = ...).");
   help.format(std::cout);
+  // Printed as written: the formatter would re-flow its columns.
+  if (!command_.details().empty()) std::cout << '\n' << command_.details();
 }
 
 int SyncpodApplication::main(const std::vector<std::string>& args) {

@@ -23,6 +23,7 @@ class SyncpodApplication final : public Poco::Util::Application {
 
  private:
   std::vector<std::string> settingKeys() const;
+  bool isSwitch(const std::string& name) const;
   void printHelp() const;
 
   Command& command_;

@@ -9,14 +9,27 @@
 
 namespace syncpod::app {
 
+/// A flag without a value (`--json`) that one command accepts besides the settings.
+struct CommandSwitch {
+  std::string name;  ///< without the dashes
+  std::string help;
+};
+
 /// One `syncpod <name>` subcommand.
 class Command {
  public:
   virtual ~Command() = default;
   virtual std::string_view name() const = 0;
   virtual std::string_view summary() const = 0;
+  /// What follows `syncpod <name>` in the usage line of --help.
+  virtual std::string_view usage() const { return "[--option=value ...]"; }
+  /// More --help text, printed as written after the options (sub-commands, exit codes).
+  virtual std::string_view details() const { return {}; }
   /// Setting keys this command reads besides the common ones (shown in its --help).
   virtual std::vector<std::string> settingKeys() const { return {}; }
+  /// Switches this command accepts; each one given is passed to enableSwitch() before run().
+  virtual std::vector<CommandSwitch> switches() const { return {}; }
+  virtual void enableSwitch(const std::string& name) { (void)name; }
   /// Runs with resolved settings and positional arguments; returns the exit code. Startup
   /// errors are thrown as core::StartupError and printed by the application as one line.
   virtual int run(const core::Settings& settings, const std::vector<std::string>& args) = 0;
@@ -25,6 +38,7 @@ class Command {
 using CommandPtr = std::unique_ptr<Command>;
 
 CommandPtr makeMigrateCommand();
+CommandPtr makePluginsCommand();
 CommandPtr makeServeCommand();
 
 }  // namespace syncpod::app

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
 
   std::vector<CommandPtr> commands;
   commands.push_back(makeMigrateCommand());
+  commands.push_back(makePluginsCommand());
   commands.push_back(makeServeCommand());
 
   const std::string first = argc > 1 ? argv[1] : "";

@@ -23,4 +23,9 @@ function(syncpod_add_plugin name)
   if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
     target_link_options(${name} PRIVATE "LINKER:--no-undefined")
   endif()
+  # GCC gives some standard-library template statics (std::regex, std::to_chars) the binding
+  # STB_GNU_UNIQUE, and the loader never unloads a library that has one: the host could not
+  # release a plugin. Private copies are what hidden visibility means anyway (clang never
+  # emits such symbols).
+  target_compile_options(${name} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
 endfunction()

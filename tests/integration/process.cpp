@@ -30,8 +30,8 @@ int decode(int status) {
 }  // namespace
 
 ChildProcess::ChildProcess(const std::vector<std::string>& args,
-                           const std::map<std::string, std::string>& env)
-    : log_path_(newLogPath()) {
+                           const std::map<std::string, std::string>& env, bool separate_errors)
+    : log_path_(newLogPath()), error_path_(separate_errors ? newLogPath() : std::string()) {
   std::vector<char*> argv;
   for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
@@ -40,7 +40,12 @@ ChildProcess::ChildProcess(const std::vector<std::string>& args,
   if (pid_ == 0) {
     const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
+    if (error_path_.empty()) {
+      ::dup2(fd, STDERR_FILENO);
+    } else {
+      const int error_fd = ::open(error_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(error_fd, STDERR_FILENO);
+    }
     // The test runner may block signals; the child must get default behaviour.
     sigset_t none;
     sigemptyset(&none);
@@ -57,13 +62,24 @@ ChildProcess::~ChildProcess() {
     ::waitpid(pid_, nullptr, 0);
   }
   std::remove(log_path_.c_str());
+  if (!error_path_.empty()) std::remove(error_path_.c_str());
 }
 
-std::string ChildProcess::output() const {
-  std::ifstream file(log_path_);
+namespace {
+
+std::string readFile(const std::string& path) {
+  std::ifstream file(path);
   std::stringstream text;
   text << file.rdbuf();
   return text.str();
+}
+
+}  // namespace
+
+std::string ChildProcess::output() const { return readFile(log_path_); }
+
+std::string ChildProcess::errors() const {
+  return error_path_.empty() ? std::string() : readFile(error_path_);
 }
 
 bool ChildProcess::waitForOutput(const std::string& text, std::chrono::milliseconds timeout) {
@@ -97,6 +113,16 @@ RunResult run(const std::vector<std::string>& args, const std::map<std::string, 
   RunResult result;
   result.exit_code = child.wait(std::chrono::seconds(60));
   result.output = child.output();
+  return result;
+}
+
+SplitRunResult runSplit(const std::vector<std::string>& args,
+                        const std::map<std::string, std::string>& env) {
+  ChildProcess child(args, env, true);
+  SplitRunResult result;
+  result.exit_code = child.wait(std::chrono::seconds(60));
+  result.output = child.output();
+  result.errors = child.errors();
   return result;
 }
 

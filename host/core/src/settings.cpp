@@ -85,6 +85,11 @@ const std::vector<SettingSpec>& settingSpecs() {
        "a running job whose worker is silent this long is rescued", false},
       {"migrations_dir", "SYNCPOD_MIGRATIONS_DIR", "",
        "migrate: read NNNN_*.sql from this directory instead of the built-in set", false},
+      // The default depends on where the binary runs from; resolve() fills it in.
+      {"plugin_path", "SYNCPOD_PLUGIN_PATH", "",
+       "':'-separated directories (and files) to load plugins from (default: the syncpod "
+       "binary's directory/../lib/syncpod/plugins)",
+       false},
   };
   return kSpecs;
 }
@@ -112,7 +117,19 @@ Settings Settings::resolve(const std::map<std::string, std::string>& flags,
       settings.values_[spec.key] = {spec.default_value, "default"};
     }
   }
+  if (settings.values_.count("plugin_path") == 0) {
+    if (auto directory = defaultPluginDirectory(); !directory.empty()) {
+      settings.values_["plugin_path"] = {std::move(directory), "default"};
+    }
+  }
   return settings;
+}
+
+std::string defaultPluginDirectory() {
+  std::error_code error;
+  const auto executable = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error || executable.empty()) return {};
+  return (executable.parent_path() / ".." / "lib" / "syncpod" / "plugins").lexically_normal().string();
 }
 
 Settings::Environment Settings::processEnvironment() {

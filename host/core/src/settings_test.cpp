@@ -97,5 +97,25 @@ TEST(Settings, IntegerRange) {
                ConfigError);
 }
 
+TEST(Settings, PluginPathDefaultsToLibSyncpodPluginsBesideTheExecutable) {
+  const auto executable = std::filesystem::canonical("/proc/self/exe");
+  const auto expected =
+      (executable.parent_path() / ".." / "lib" / "syncpod" / "plugins").lexically_normal();
+  EXPECT_EQ(defaultPluginDirectory(), expected.string());
+
+  const auto by_default = Settings::resolve({}, {}, "");
+  EXPECT_EQ(by_default.get("plugin_path"), expected.string());
+  EXPECT_EQ(by_default.sourceOf("plugin_path"), "default");
+
+  TempFile file(".properties", "plugin_path = /from/file\n");
+  EXPECT_EQ(Settings::resolve({}, {}, file.path()).get("plugin_path"), "/from/file");
+  const auto from_env = Settings::resolve({}, {{"SYNCPOD_PLUGIN_PATH", "/a:/b"}}, file.path());
+  EXPECT_EQ(from_env.get("plugin_path"), "/a:/b");
+  EXPECT_EQ(from_env.sourceOf("plugin_path"), "SYNCPOD_PLUGIN_PATH");
+  EXPECT_EQ(Settings::resolve({{"plugin_path", "/flag"}}, {{"SYNCPOD_PLUGIN_PATH", "/a"}}, "")
+                .sourceOf("plugin_path"),
+            "--plugin-path");
+}
+
 }  // namespace
 }  // namespace syncpod::core

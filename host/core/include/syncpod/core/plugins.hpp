@@ -15,8 +15,13 @@
 namespace syncpod::core {
 
 /// What a plugin call may use of the host while it runs. Every member may be empty: a missing
-/// log drops lines, a missing progress ignores counts, a missing cancelled never cancels, a
-/// missing secret knows no secrets.
+/// log writes the plugin's lines to spdlog at their level, prefixed with the plugin id; a
+/// missing progress ignores counts, a missing cancelled never cancels, a missing secret knows
+/// no secrets. The hooks run on the calling thread, during the call; they must not throw (an
+/// exception they throw is caught and the call fails with Internal).
+///
+/// Messages (log lines and failures) have every secret the host knows of in this call (values
+/// of the config's writeOnly properties, values `secret` returned) replaced by "***".
 struct CallHooks {
   std::function<void(syncpod_log_level level, std::string_view message)> log;
   std::function<void(std::string_view counter, std::int64_t delta)> progress;
@@ -41,7 +46,8 @@ using BatchHandler = std::function<bool(RecordBatch&& batch)>;
 /// Every call returns the plugin's failure as an Error: SYNCPOD_INVALID → Invalid,
 /// SYNCPOD_RETRYABLE → Unavailable, SYNCPOD_UNAUTHORIZED → Unauthorized, SYNCPOD_CANCELLED →
 /// Cancelled, anything else (and output the host cannot read) → Internal; the message is the
-/// plugin's, prefixed with the plugin id.
+/// plugin's, prefixed with the plugin id. No method throws. Destroying the Endpoint closes the
+/// plugin instance.
 class Endpoint {
  public:
   virtual ~Endpoint() = default;
@@ -55,7 +61,7 @@ class Endpoint {
   virtual Result<Done> fetch(const FetchRequest& request, const BatchHandler& on_batch,
                              const CallHooks& hooks) = 0;
 
-  /// Whether the plugin compares records itself (its manifest's diff is not the default).
+  /// Whether the plugin compares records itself (its table has a diff function).
   virtual bool hasCustomDiff() const = 0;
 
   /// For each (current, desired) pair of records of `stream`, the fields of desired that differ.
@@ -84,8 +90,12 @@ class Plugin {
   /// ABI version the plugin was built for.
   virtual std::uint32_t abiMajor() const = 0;
   virtual std::uint32_t abiMinor() const = 0;
+  /// Whether the plugin compares records itself (its table has a diff function).
+  virtual bool hasCustomDiff() const = 0;
 
-  /// Opens an endpoint with `config` (secrets resolved). Invalid names every config problem.
+  /// Opens an endpoint with `config` (secrets resolved). Invalid names every config problem;
+  /// a plugin that fails otherwise (e.g. its constructor throws) is Internal. May be called from
+  /// several threads at once (the ABI lets different instances live on different threads).
   virtual Result<EndpointPtr> open(const Json& config, const CallHooks& hooks) const = 0;
 };
 
@@ -99,13 +109,21 @@ struct PluginLoadError {
 
 /// The plugins of a host: every shared library found on the plugin path, loaded once.
 /// A file that fails to load is reported and skipped; the others still load.
+///
+/// A plugin is refused when its ABI major differs from SYNCPOD_ABI_MAJOR, its minor is newer
+/// than SYNCPOD_ABI_MINOR, its table is smaller than the ABI 1.0 table or lacks a required
+/// function, its manifest is invalid, or another file already provides its id. Destroying the
+/// registry unloads nothing that a Plugin or Endpoint still uses. The registry itself logs
+/// nothing: callers report errors() as they see fit.
 class PluginRegistry {
  public:
-  /// Loads every `*.so` in the given directories (not recursively), and any file named
-  /// directly. Paths that do not exist are reported as errors.
+  /// Loads every `*.so` in the given directories (sorted by name, not recursively), and any
+  /// file named directly. Paths that do not exist are reported as errors. A file reached twice
+  /// (the same directory listed twice, a symlink) is loaded once. Never throws for a bad file.
   static PluginRegistry load(const std::vector<std::string>& paths);
 
-  /// Splits a SYNCPOD_PLUGIN_PATH-style list (':'-separated) into paths.
+  /// Splits a SYNCPOD_PLUGIN_PATH-style list (':'-separated) into paths; empty entries are
+  /// dropped.
   static std::vector<std::string> splitPath(std::string_view list);
 
   PluginRegistry();
@@ -120,7 +138,8 @@ class PluginRegistry {
   /// Files that failed to load, in the order they were tried.
   const std::vector<PluginLoadError>& errors() const;
 
-  /// Loads one file outside any registry (plugins inspect <path>, tests).
+  /// Loads one file outside any registry (plugins inspect <path>, tests). The error is Invalid,
+  /// its message the same one line load() would report.
   static Result<PluginPtr> loadFile(const std::string& path);
 
  private:

@@ -20,8 +20,14 @@ struct SettingSpec {
 /// The settings syncpod knows; anything else in a config file is an error.
 const std::vector<SettingSpec>& settingSpecs();
 
+/// Where plugins are looked for when plugin_path is not set: `lib/syncpod/plugins` beside the
+/// running executable's `bin/` (<exe dir>/../lib/syncpod/plugins), the layout of both the build
+/// tree and an installation. Empty if the executable's location cannot be read.
+std::string defaultPluginDirectory();
+
 /// Resolved configuration: flags > environment > config file > default. Remembers where each
-/// value came from, so errors can say which source to fix.
+/// value came from, so errors can say which source to fix. plugin_path defaults to
+/// defaultPluginDirectory().
 class Settings {
  public:
   using Environment = std::map<std::string, std::string>;
