@@ -72,7 +72,9 @@ inline bool hasType(const Json& value, const std::string& type) {
     if (value.is_number_integer()) return true;
     if (!value.is_number_float()) return false;
     const double d = value.get<double>();
-    return d == static_cast<double>(static_cast<long long>(d));
+    // Converting a double outside long long's range is undefined; such values are no usable
+    // integers anyway.
+    return d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<long long>(d));
   }
   return false;
 }
