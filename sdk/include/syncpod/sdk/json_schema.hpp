@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <regex>
@@ -71,10 +72,10 @@ inline bool hasType(const Json& value, const std::string& type) {
   if (type == "integer") {
     if (value.is_number_integer()) return true;
     if (!value.is_number_float()) return false;
+    // A number without a fractional part is an integer, however large (1e300 too); casting it
+    // to an integer type to find out would be undefined beyond that type's range.
     const double d = value.get<double>();
-    // Converting a double outside long long's range is undefined; such values are no usable
-    // integers anyway.
-    return d >= -9.2e18 && d <= 9.2e18 && d == static_cast<double>(static_cast<long long>(d));
+    return std::isfinite(d) && std::trunc(d) == d;
   }
   return false;
 }

@@ -38,6 +38,14 @@ inline std::vector<std::string> manifestProblems(const Json& json) {
       problems.push_back("\"version\" must be a semantic version such as 1.2.0");
     }
   }
+  // Optional members must still have their type: manifestFromJson reads them.
+  const auto checkType = [&](const Json& object, const char* name, bool (Json::*is)() const noexcept,
+                             const std::string& what) {
+    if (const auto found = object.find(name); found != object.end() && !((*found).*is)()) {
+      problems.push_back(what);
+    }
+  };
+  checkType(json, "description", &Json::is_string, "\"description\" must be a string");
   if (const auto* abi = text("abi")) {
     static const std::regex pattern(R"(^\d+\.\d+$)");
     if (!std::regex_match(abi->get<std::string>(), pattern)) {
@@ -61,6 +69,7 @@ inline std::vector<std::string> manifestProblems(const Json& json) {
         problems.push_back(at + " (" + stream["name"].get<std::string>() +
                            ") needs \"key_fields\": a non-empty array of field names");
       }
+      checkType(stream, "description", &Json::is_string, at + ": \"description\" must be a string");
     }
   }
   const auto capabilities = json.find("capabilities");
@@ -91,6 +100,10 @@ inline std::vector<std::string> manifestProblems(const Json& json) {
         }
       }
     }
+    checkType(*capabilities, "deletion_detection", &Json::is_boolean,
+             "\"capabilities.deletion_detection\" must be true or false");
+    checkType(*capabilities, "configurable_streams", &Json::is_boolean,
+             "\"capabilities.configurable_streams\" must be true or false");
     const auto cursor = capabilities->find("incremental_cursor_field");
     if (cursor != capabilities->end() && !cursor->is_null() && !cursor->is_string()) {
       problems.push_back("\"capabilities.incremental_cursor_field\" must be a string or null");
