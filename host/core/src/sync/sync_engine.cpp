@@ -499,6 +499,7 @@ class SyncEngine::Run {
       std::optional<std::string> cursor;
       std::unordered_set<std::string> seen;
       run_.fetch(Side::Source, fetch, [&](RecordBatch& batch) {
+        report_.fetched_source += static_cast<std::int64_t>(batch.records.size());
         for (const auto& record : batch.records) {
           auto key = joinKey(keyOf(record.fields, source_keys_));
           if (seen.insert(key).second) keys.push_back(std::move(key));

@@ -1,0 +1,279 @@
+#include "syncpod/core/sync/sync_job_runner.hpp"
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "pg.hpp"
+#include "syncpod/core/logging.hpp"
+#include "syncpod/core/plugins.hpp"
+#include "syncpod/core/sync/integration_spec.hpp"
+#include "syncpod/core/sync/sync_engine.hpp"
+
+namespace syncpod::core {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// The statements of the sync state. Key lists travel as JSON arrays of strings.
+// ---------------------------------------------------------------------------------------
+
+const char* const kLoadIntegration = "SELECT enabled, config::text FROM integrations WHERE id = $1";
+
+const char* const kCursor =
+    "SELECT cursor FROM sync_cursors WHERE integration_id = $1 AND stream = $2 AND side = $3";
+
+const char* const kSaveCursor = R"SQL(
+INSERT INTO sync_cursors (integration_id, stream, side, cursor) VALUES ($1, $2, $3, $4)
+ON CONFLICT (integration_id, stream, side) DO UPDATE SET cursor = excluded.cursor, updated_at = now()
+)SQL";
+
+const char* const kCreatedAmong = R"SQL(
+SELECT record_key FROM sync_created_records
+WHERE integration_id = $1 AND stream = $2 AND side = $3
+  AND record_key IN (SELECT jsonb_array_elements_text($4::jsonb))
+)SQL";
+
+const char* const kRecordCreated = R"SQL(
+INSERT INTO sync_created_records (integration_id, stream, side, record_key)
+SELECT $1, $2, $3, k FROM jsonb_array_elements_text($4::jsonb) AS k
+ON CONFLICT DO NOTHING
+)SQL";
+
+const char* const kRecordDeleted = R"SQL(
+DELETE FROM sync_created_records
+WHERE integration_id = $1 AND stream = $2 AND side = $3
+  AND record_key IN (SELECT jsonb_array_elements_text($4::jsonb))
+)SQL";
+
+const char* const kSaveProgress = R"SQL(
+INSERT INTO job_progress (job_id, fetched, diffed, applied, failed) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (job_id) DO UPDATE SET
+  fetched = excluded.fetched, diffed = excluded.diffed, applied = excluded.applied,
+  failed = excluded.failed, updated_at = now()
+)SQL";
+
+std::string keysJson(const std::vector<std::string>& keys) {
+  return Json(keys).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+/// The sync state of one integration, in PostgreSQL.
+class PgSyncState : public SyncState {
+ public:
+  PgSyncState(pqxx::connection& connection, IntegrationId integration)
+      : connection_(connection), integration_(integration) {}
+
+  Result<std::optional<std::string>> cursor(const std::string& stream, Side side) override {
+    auto rows = run(kCursor, integration_, stream, std::string(toString(side)));
+    if (!rows) return rows.error();
+    if (rows->empty()) return std::optional<std::string>{};
+    return std::optional<std::string>{(*rows)[0][0].as<std::string>()};
+  }
+
+  Result<Done> saveCursor(const std::string& stream, Side side, const std::string& value) override {
+    return done(run(kSaveCursor, integration_, stream, std::string(toString(side)), value));
+  }
+
+  Result<std::vector<std::string>> createdAmong(const std::string& stream, Side side,
+                                                const std::vector<std::string>& keys) override {
+    auto rows = run(kCreatedAmong, integration_, stream, std::string(toString(side)), keysJson(keys));
+    if (!rows) return rows.error();
+    std::vector<std::string> found;
+    for (const auto& row : *rows) found.push_back(row[0].as<std::string>());
+    return found;
+  }
+
+  Result<Done> recordCreated(const std::string& stream, Side side, const std::vector<std::string>& keys) override {
+    return done(run(kRecordCreated, integration_, stream, std::string(toString(side)), keysJson(keys)));
+  }
+
+  Result<Done> recordDeleted(const std::string& stream, Side side, const std::vector<std::string>& keys) override {
+    return done(run(kRecordDeleted, integration_, stream, std::string(toString(side)), keysJson(keys)));
+  }
+
+ private:
+  template <class... Args>
+  Result<pqxx::result> run(const char* sql, Args&&... args) {
+    try {
+      pqxx::nontransaction tx(connection_);
+      return tx.exec_params(sql, std::forward<Args>(args)...);
+    } catch (const std::exception& error) {
+      return pg::toError(error);
+    }
+  }
+
+  static Result<Done> done(const Result<pqxx::result>& result) {
+    if (!result) return result.error();
+    return Done{};
+  }
+
+  pqxx::connection& connection_;
+  IntegrationId integration_;
+};
+
+/// Writes a job's progress at most every `interval`, and once more at the end. A failed write
+/// is logged and skipped: progress is for watching a job, not part of its outcome.
+class ProgressWriter {
+ public:
+  ProgressWriter(pqxx::connection& connection, JobId job) : connection_(connection), job_(job) {}
+
+  void update(const SyncProgress& progress, bool force = false) {
+    latest_ = progress;
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - written_at_ < kInterval) return;
+    written_at_ = now;
+    try {
+      pqxx::nontransaction tx(connection_);
+      tx.exec_params(kSaveProgress, job_, latest_.fetched, latest_.diffed, latest_.applied, latest_.failed);
+    } catch (const std::exception& error) {
+      spdlog::warn("could not store the job's progress: {}", pg::oneLine(error.what()));
+    }
+  }
+
+  void finish() { update(latest_, true); }
+
+ private:
+  static constexpr std::chrono::milliseconds kInterval{500};
+  pqxx::connection& connection_;
+  JobId job_;
+  SyncProgress latest_;
+  std::chrono::steady_clock::time_point written_at_{};
+};
+
+Completion ended(const Job& job, Completion::Outcome outcome, std::string error, std::string result = {}) {
+  return {job.id, job.attempt, outcome, std::move(result), std::move(error)};
+}
+
+/// How a failed sync ends the job: retry what may pass later, fail what cannot.
+Completion::Outcome outcomeOf(const Error& error) {
+  switch (error.code) {
+    case Error::Code::Invalid:
+    case Error::Code::Unauthorized: return Completion::Outcome::Failed;
+    case Error::Code::Cancelled: return Completion::Outcome::Cancelled;
+    case Error::Code::Unavailable:
+    case Error::Code::Conflict:
+    case Error::Code::Internal: return Completion::Outcome::Retry;
+  }
+  return Completion::Outcome::Retry;
+}
+
+void logPluginLine(syncpod_log_level level, std::string_view message) {
+  switch (level) {
+    case SYNCPOD_LOG_DEBUG: spdlog::debug("{}", message); break;
+    case SYNCPOD_LOG_INFO: spdlog::info("{}", message); break;
+    case SYNCPOD_LOG_WARN: spdlog::warn("{}", message); break;
+    default: spdlog::error("{}", message); break;
+  }
+}
+
+/// Appends `more` (a report of the same integration) to `report`.
+void merge(SyncReport& report, SyncReport&& more) {
+  for (auto& stream : more.streams) report.streams.push_back(std::move(stream));
+  for (auto& change : more.failures) report.failures.push_back(std::move(change));
+  for (auto& change : more.planned) report.planned.push_back(std::move(change));
+  report.failures_not_listed += more.failures_not_listed;
+  report.planned_not_listed += more.planned_not_listed;
+}
+
+}  // namespace
+
+struct SyncJobRunner::State {
+  DatabaseTarget target;
+  const PluginRegistry& plugins;
+};
+
+SyncJobRunner::SyncJobRunner(DatabaseTarget target, const PluginRegistry& plugins)
+    : state_(std::make_unique<State>(State{std::move(target), plugins})) {}
+
+SyncJobRunner::~SyncJobRunner() = default;
+
+Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cancelled) {
+  const auto scope = jobLogScope(job.id, job.integration_id);
+  std::unique_ptr<pqxx::connection> connection;
+  Json config;
+  try {
+    connection = pg::connect(state_->target);
+    pqxx::nontransaction tx(*connection);
+    const auto rows = tx.exec_params(kLoadIntegration, job.integration_id);
+    if (rows.empty()) {
+      return ended(job, Completion::Outcome::Failed, "integration " + std::to_string(job.integration_id) + " no longer exists");
+    }
+    if (!rows[0][0].as<bool>()) {
+      return ended(job, Completion::Outcome::Failed, "integration " + std::to_string(job.integration_id) + " is disabled");
+    }
+    config = Json::parse(rows[0][1].as<std::string>());
+  } catch (const std::exception& error) {
+    return ended(job, Completion::Outcome::Retry, "cannot read the integration: " + pg::oneLine(error.what()));
+  }
+
+  const auto spec = parseIntegrationSpec(config);
+  if (!spec) return ended(job, Completion::Outcome::Failed, spec.error().message);
+  if (const auto problems = checkAgainstPlugins(*spec, state_->plugins); !problems.empty()) {
+    std::string message = "the integration does not fit its plugins: ";
+    for (std::size_t i = 0; i < problems.size(); ++i) message += (i == 0 ? "" : "; ") + problems[i].text();
+    return ended(job, Completion::Outcome::Failed, message);
+  }
+
+  CallHooks hooks;
+  hooks.log = logPluginLine;
+  hooks.cancelled = cancelled;
+  EndpointPtr endpoints[2];
+  for (const Side side : {Side::Source, Side::Target}) {
+    const auto& endpoint = spec->endpoint(side);
+    auto opened = state_->plugins.find(endpoint.plugin)->open(endpoint.config, hooks);
+    if (!opened) {
+      return ended(job, outcomeOf(opened.error()),
+                   std::string(toString(side)) + " endpoint: " + opened.error().message);
+    }
+    endpoints[side == Side::Source ? 0 : 1] = std::move(*opened);
+  }
+
+  const Json payload = Json::parse(job.payload_json.empty() ? "{}" : job.payload_json, nullptr, false);
+  const bool plan = payload.is_object() && payload.value("plan", false);
+  std::vector<SyncRequest> requests;
+  if (job.kind == JobKind::Full) {
+    requests.push_back({SyncRequest::Scope::Full, {}, ApplyMode::Commit});
+  } else if (payload.is_object()) {
+    if (const auto keys = payload.find("keys"); keys != payload.end() && keys->is_array() && !keys->empty()) {
+      SyncRequest request{SyncRequest::Scope::Keys, {}, ApplyMode::Commit};
+      for (const auto& key : *keys) {
+        if (key.is_string()) request.keys.push_back(key.get<std::string>());
+      }
+      requests.push_back(std::move(request));
+    }
+    if (payload.value("incremental", false)) requests.push_back({SyncRequest::Scope::Incremental, {}, ApplyMode::Commit});
+  }
+  if (requests.empty()) {
+    return ended(job, Completion::Outcome::Failed, "the partial job names no keys and is not incremental");
+  }
+
+  PgSyncState sync_state(*connection, job.integration_id);
+  ProgressWriter progress(*connection, job.id);
+  SyncHooks sync_hooks;
+  sync_hooks.cancelled = cancelled;
+  sync_hooks.log = logPluginLine;
+  sync_hooks.progress = [&](const SyncProgress& totals) { progress.update(totals); };
+  SyncEngine engine(*spec, *endpoints[0], *endpoints[1], sync_state, sync_hooks);
+
+  SyncReport report;
+  for (auto& request : requests) {
+    if (plan) request.mode = ApplyMode::Plan;
+    auto result = engine.run(request);
+    if (!result) {
+      progress.finish();
+      spdlog::warn("sync failed: {}", result.error().message);
+      return ended(job, outcomeOf(result.error()), result.error().message, report.toJson().dump());
+    }
+    merge(report, std::move(*result));
+  }
+  progress.finish();
+  Json result = report.toJson();
+  result["mode"] = plan ? "plan" : "commit";
+  if (report.worthRetrying()) {
+    spdlog::warn("sync finished with changes to retry");
+    return ended(job, Completion::Outcome::Retry, "some changes were answered retryable or conflict", result.dump());
+  }
+  spdlog::info("sync finished");
+  return ended(job, Completion::Outcome::Succeeded, {}, result.dump());
+}
+
+}  // namespace syncpod::core
