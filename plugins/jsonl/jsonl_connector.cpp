@@ -254,10 +254,7 @@ Manifest JsonlConnector::manifest() {
       "full, by keys, and incremental for streams that name an updated_field; apply rewrites "
       "the file atomically.";
   manifest.capabilities.fetch_modes = {FetchMode::Full, FetchMode::Incremental, FetchMode::Keys};
-  manifest.capabilities.apply_ops = {ChangeOp::Create, ChangeOp::Update, ChangeOp::Delete};
-  // The cursor field is per stream (its updated_field), so the manifest cannot name one.
-  manifest.capabilities.incremental_cursor_field = std::nullopt;
-  manifest.capabilities.deletion_detection = false;
+  // No incremental_cursor_field: it is set per stream (its updated_field), not by the plugin.
   manifest.capabilities.configurable_streams = true;
   manifest.config_schema = configSchema();
   return manifest;

@@ -132,10 +132,7 @@ Manifest PostgresConnector::manifest() {
       "paging), incremental for streams that name an updated_column; apply writes each batch "
       "in one transaction with a result per row.";
   manifest.capabilities.fetch_modes = {FetchMode::Full, FetchMode::Incremental, FetchMode::Keys};
-  manifest.capabilities.apply_ops = {ChangeOp::Create, ChangeOp::Update, ChangeOp::Delete};
-  // The cursor column is per stream (its updated_column), so the manifest cannot name one.
-  manifest.capabilities.incremental_cursor_field = std::nullopt;
-  manifest.capabilities.deletion_detection = false;
+  // No incremental_cursor_field: it is set per stream (its updated_column), not by the plugin.
   manifest.capabilities.configurable_streams = true;
   manifest.config_schema = configSchema();
   return manifest;

@@ -522,14 +522,11 @@ class SyncEngine::Run {
 
     /// Compares the records with these keys on both sides, a batch at a time.
     void syncKeys(const std::vector<std::string>& keys) {
-      const std::size_t batch = run_.spec_.batch_size;
-      for (std::size_t start = 0; start < keys.size(); start += batch) {
-        const std::vector<std::string> chunk(keys.begin() + static_cast<std::ptrdiff_t>(start),
-                                             keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), start + batch)));
+      forEachBatch(keys, [&](const std::vector<std::string>& chunk) {
         auto source = fetchKeys(Side::Source, chunk);
         auto target = fetchKeys(Side::Target, chunk);
         reconcile(chunk, source, target);
-      }
+      });
     }
 
     void finish() {
@@ -538,6 +535,17 @@ class SyncEngine::Run {
     }
 
    private:
+    /// Calls fn with consecutive slices of `keys`, batch_size keys each.
+    template <class Fn>
+    void forEachBatch(const std::vector<std::string>& keys, Fn&& fn) const {
+      const std::size_t batch = run_.spec_.batch_size;
+      for (std::size_t start = 0; start < keys.size(); start += batch) {
+        const auto end = std::min(keys.size(), start + batch);
+        fn(std::vector<std::string>(keys.begin() + static_cast<std::ptrdiff_t>(start),
+                                    keys.begin() + static_cast<std::ptrdiff_t>(end)));
+      }
+    }
+
     FetchRequest request(Side side, FetchMode mode) const {
       FetchRequest fetch;
       fetch.stream = side == Side::Source ? mapping_.source_stream : mapping_.target_stream;
@@ -667,14 +675,11 @@ class SyncEngine::Run {
         for (const auto& key : keys) outbox.add({ChangeOp::Delete, splitKey(key), Json::object(), std::nullopt});
         return;
       }
-      const std::size_t batch = run_.spec_.batch_size;
-      for (std::size_t start = 0; start < keys.size(); start += batch) {
-        const std::vector<std::string> chunk(keys.begin() + static_cast<std::ptrdiff_t>(start),
-                                             keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), start + batch)));
+      forEachBatch(keys, [&](const std::vector<std::string>& chunk) {
         for (const auto& key : run_.need(run_.engine_.state_.createdAmong(mapping_.name, side, chunk))) {
           outbox.add({ChangeOp::Delete, splitKey(key), Json::object(), std::nullopt});
         }
-      }
+      });
     }
 
     Run& run_;
