@@ -1,6 +1,7 @@
 #include "application.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <iostream>
 
 #include <Poco/Util/HelpFormatter.h>
@@ -37,6 +38,10 @@ const core::SettingSpec& specOf(const std::string& key) {
 
 SyncpodApplication::SyncpodApplication(Command& command) : command_(command) {
   setUnixOptions(true);
+  // Poco's Application installs handlers that turn SIGSEGV, SIGBUS, SIGILL and SIGSYS into
+  // abort(). A crash must keep its own signal: the worker reports it as the job's error, and a
+  // core dump shows where it happened.
+  for (const int crash : {SIGSEGV, SIGBUS, SIGILL, SIGSYS}) std::signal(crash, SIG_DFL);
 }
 
 std::vector<std::string> SyncpodApplication::settingKeys() const {

@@ -40,5 +40,6 @@ using CommandPtr = std::unique_ptr<Command>;
 CommandPtr makeMigrateCommand();
 CommandPtr makePluginsCommand();
 CommandPtr makeServeCommand();
+CommandPtr makeRunJobCommand();
 
 }  // namespace syncpod::app

@@ -55,14 +55,15 @@ TEST_F(PluginsCli, ListShowsTheGoodPluginsAndOneLinePerBrokenFile) {
   EXPECT_EQ(result.exit_code, 1) << "some files were refused";
 
   const auto out = lines(result.output);
-  ASSERT_EQ(out.size(), 6u) << result.output;
+  ASSERT_EQ(out.size(), 7u) << result.output;
   EXPECT_EQ(out[0].rfind("ID", 0), 0u) << out[0];
   const std::vector<std::pair<std::string, std::string>> expected = {
       {"ctor-throws", "ctor_throws"},
       {"faulty", "faulty"},
       {"memory", "memory"},
       {"memory-loose", "memory_loose"},
-      {"twin", "twin_a"}};
+      {"twin", "twin_a"},
+      {"workload", "workload"}};
   for (std::size_t i = 0; i < expected.size(); ++i) {
     const auto& line = out[i + 1];
     EXPECT_EQ(line.rfind(expected[i].first + " ", 0), 0u) << line;
@@ -105,7 +106,7 @@ TEST_F(PluginsCli, ListAsJson) {
   std::vector<std::string> ids;
   for (const auto& plugin : document["plugins"]) ids.push_back(plugin["id"]);
   EXPECT_EQ(ids,
-            (std::vector<std::string>{"ctor-throws", "faulty", "memory", "memory-loose", "twin"}));
+            (std::vector<std::string>{"ctor-throws", "faulty", "memory", "memory-loose", "twin", "workload"}));
   EXPECT_EQ(document["plugins"][2]["version"], "1.2.3");
   EXPECT_EQ(document["plugins"][2]["abi"], "1.0");
   EXPECT_EQ(document["plugins"][2]["path"], file("memory"));

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "plugin_loading.hpp"
 #include "syncpod/core/plugins.hpp"
 
 namespace syncpod::app {
@@ -186,21 +187,6 @@ class PluginsCommand final : public Command {
   }
 
  private:
-  /// The plugin path; the default directory counts only if it exists (an installation may
-  /// have no plugins yet), while a path someone set must exist.
-  static std::vector<std::string> pluginPath(const core::Settings& settings) {
-    auto paths = core::PluginRegistry::splitPath(settings.get("plugin_path"));
-    if (settings.sourceOf("plugin_path") == "default") {
-      std::error_code error;
-      paths.erase(std::remove_if(paths.begin(), paths.end(),
-                                 [&](const std::string& path) {
-                                   return !std::filesystem::exists(path, error);
-                                 }),
-                  paths.end());
-    }
-    return paths;
-  }
-
   int list(const core::Settings& settings) const {
     const auto paths = pluginPath(settings);
     const auto registry = core::PluginRegistry::load(paths);

@@ -1,21 +1,84 @@
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "command.hpp"
+#include "plugin_loading.hpp"
 #include "signals.hpp"
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/errors.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/migrator.hpp"
+#include "syncpod/worker/worker.hpp"
 
 namespace syncpod::app {
 namespace {
 
 const std::set<std::string> kRoles = {"service", "singleton", "worker", "all"};
+
+/// The settings that reach a job's child process (process isolation) through its environment.
+const std::vector<std::pair<std::string, std::string>> kChildSettings = {
+    {"database_url", "SYNCPOD_DATABASE_URL"}, {"schema", "SYNCPOD_SCHEMA"},
+    {"plugin_path", "SYNCPOD_PLUGIN_PATH"},    {"log_format", "SYNCPOD_LOG_FORMAT"},
+    {"log_level", "SYNCPOD_LOG_LEVEL"},       {"job_memory_limit", "SYNCPOD_JOB_MEMORY_LIMIT"}};
+
+/// Reads and checks the worker's settings; throws ConfigError naming the setting at fault.
+worker::WorkerOptions workerOptions(const core::Settings& settings) {
+  worker::WorkerOptions options;
+  options.capacity = static_cast<int>(settings.integer("worker_capacity", 1, 1000));
+  const auto isolation = settings.get("isolation");
+  if (isolation == "process") {
+    options.isolation = worker::Isolation::Process;
+  } else if (isolation == "thread") {
+    options.isolation = worker::Isolation::Thread;
+  } else {
+    throw core::ConfigError("invalid isolation '" + isolation + "' (from " +
+                            settings.sourceOf("isolation") + "): use process or thread");
+  }
+  options.active_period = settings.duration("active_period");
+  options.heartbeat_interval = settings.duration("heartbeat_interval");
+  options.poll_interval = settings.duration("poll_interval");
+  options.terminating_grace = settings.duration("terminating_grace");
+  options.drain_deadline = settings.duration("drain_deadline");
+  options.stop_grace = settings.duration("stop_grace");
+  options.lease = settings.duration("rescue_lease");
+  (void)settings.byteSize("job_memory_limit");  // refused here rather than in every job
+
+  // The grace exists so that the singleton lowers desired_pod_count before KEDA's next poll
+  // sees the worker gone; shorter, KEDA would start a replacement for a worker it still counts.
+  const auto scale_interval = settings.duration("scale_interval");
+  const auto keda_interval = settings.duration("keda_polling_interval");
+  if (options.terminating_grace < scale_interval + keda_interval) {
+    throw core::ConfigError(
+        "terminating_grace " + std::to_string(options.terminating_grace.count()) + " ms (from " +
+        settings.sourceOf("terminating_grace") + ") must be at least scale_interval + " +
+        "keda_polling_interval = " + std::to_string((scale_interval + keda_interval).count()) +
+        " ms, so desired_pod_count drops before KEDA sees the worker end");
+  }
+  if (options.lease < 2 * options.heartbeat_interval) {
+    throw core::ConfigError("rescue_lease (from " + settings.sourceOf("rescue_lease") +
+                            ") must be at least twice heartbeat_interval (from " +
+                            settings.sourceOf("heartbeat_interval") +
+                            "): one late heartbeat must not get a worker's jobs rescued");
+  }
+  if (options.isolation == worker::Isolation::Process) {
+    std::error_code error;
+    options.executable = std::filesystem::read_symlink("/proc/self/exe", error).string();
+    if (error) throw core::StartupError("cannot find the syncpod executable for job processes");
+    for (const auto& [key, variable] : kChildSettings) {
+      if (auto value = settings.get(key); !value.empty()) options.child_environment[variable] = value;
+    }
+  }
+  options.version = SYNCPOD_VERSION;
+  return options;
+}
 
 /// `syncpod serve --role=…`: runs one role (or all of them) until SIGTERM or SIGINT.
 class ServeCommand final : public Command {
@@ -24,8 +87,17 @@ class ServeCommand final : public Command {
   std::string_view summary() const override {
     return "run a role: service, singleton, worker, or all of them in one process";
   }
+  std::string_view details() const override {
+    return "A worker ends by itself after active_period (exit code 0). SIGTERM or SIGINT retires\n"
+           "it at once: it claims nothing more, gives running jobs until drain_deadline, hands\n"
+           "back what still runs, waits out terminating_grace and exits 0. A second signal cuts\n"
+           "the terminating grace short; it never shortens the drain.\n";
+  }
   std::vector<std::string> settingKeys() const override {
-    return {"role", "rescue_interval", "rescue_lease"};
+    return {"role",           "rescue_interval",    "rescue_lease",      "plugin_path",
+            "worker_capacity", "isolation",         "active_period",     "heartbeat_interval",
+            "poll_interval",   "terminating_grace", "drain_deadline",    "stop_grace",
+            "job_memory_limit", "scale_interval",   "keda_polling_interval"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>&) override {
@@ -44,29 +116,103 @@ class ServeCommand final : public Command {
       throw core::ConfigError("rescue_lease (from " + settings.sourceOf("rescue_lease") +
                               ") must be at least 1s: workers heartbeat every few seconds");
     }
+    const bool runs_worker = role == "worker" || role == "all";
+    std::optional<worker::WorkerOptions> worker_options;
+    if (runs_worker) {
+      worker_options = workerOptions(settings);
+      // In one process with everything else no KEDA counts the worker: stop without the grace.
+      worker_options->grace_after_signal = role != "all";
+    }
 
     // Refuse to run against a schema this binary does not match.
     core::Migrator(target, core::embeddedMigrations()).requireCurrent();
 
+    std::optional<core::PluginRegistry> plugins;
+    if (runs_worker && worker_options->isolation == worker::Isolation::Thread) {
+      plugins = loadPlugins(settings);
+    }
+
+    // Connected before any thread starts, so that a database that cannot be reached fails the
+    // start with its message.
+    std::unique_ptr<worker::Worker> first;
+    if (runs_worker) {
+      first = std::make_unique<worker::Worker>(target, *worker_options, plugins ? &*plugins : nullptr);
+    }
+    std::shared_ptr<core::JobQueue> maintenance_queue;
+    if (role == "singleton" || role == "all") {
+      maintenance_queue = std::make_shared<core::JobQueue>(target, queue_options);
+    }
+
     std::atomic<bool> stopping{false};
     std::thread maintenance;
-    if (role == "singleton" || role == "all") {
-      auto queue = std::make_shared<core::JobQueue>(target, queue_options);
-      maintenance = std::thread([queue, rescue_interval, &stopping] {
-        runMaintenance(*queue, rescue_interval, stopping);
+    if (maintenance_queue) {
+      maintenance = std::thread([maintenance_queue, rescue_interval, &stopping] {
+        runMaintenance(*maintenance_queue, rescue_interval, stopping);
+      });
+    }
+
+    // The worker runs on a thread of its own; this one waits for signals and passes them on.
+    std::mutex worker_mutex;
+    worker::Worker* current_worker = nullptr;
+    std::atomic<bool> worker_done{false};
+    int worker_exit = 0;
+    bool abandoned = false;
+    std::thread worker_thread;
+    if (runs_worker) {
+      worker_thread = std::thread([&, first = std::move(first)]() mutable {
+        auto next = std::move(first);
+        for (;;) {
+          {
+            std::lock_guard lock(worker_mutex);
+            current_worker = next.get();
+          }
+          worker_exit = next->run();
+          abandoned = next->abandonedJobs();
+          {
+            std::lock_guard lock(worker_mutex);
+            current_worker = nullptr;
+          }
+          // Alone, a worker that ended ends the process (the scaler starts the next one); in
+          // role "all" this process is its own scaler and starts the next worker.
+          if (role != "all" || stopping || worker_exit != 0 || abandoned) break;
+          try {
+            next.reset();
+            next = std::make_unique<worker::Worker>(target, *worker_options,
+                                                    plugins ? &*plugins : nullptr);
+          } catch (const core::StartupError& error) {
+            spdlog::error("cannot start the next worker: {}", error.what());
+            worker_exit = 1;
+            break;
+          }
+        }
+        if (abandoned) static_cast<void>(next.release());  // a job thread still uses it
+        worker_done = true;
       });
     }
     spdlog::info("syncpod {} ready: role {}, schema {}, database {}", SYNCPOD_VERSION, role,
                  target.schema, target.redactedUrl());
 
-    std::optional<int> signal;
-    while (!(signal = waitForTermination(std::chrono::seconds(1)))) {
+    for (;;) {
+      if (runs_worker && worker_done) break;
+      const auto signal = waitForTermination(std::chrono::milliseconds(100));
+      if (!signal) continue;
+      spdlog::info("received {}{}", *signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                   stopping ? " again" : ", stopping");
+      stopping = true;
+      if (!runs_worker) break;
+      std::lock_guard lock(worker_mutex);
+      if (current_worker != nullptr) current_worker->retire();
     }
-    spdlog::info("received {}, stopping", *signal == SIGTERM ? "SIGTERM" : "SIGINT");
     stopping = true;
+    if (worker_thread.joinable()) worker_thread.join();
     if (maintenance.joinable()) maintenance.join();
     spdlog::info("stopped");
-    return 0;
+    if (abandoned) {
+      // A job's thread still runs plugin code: destructors must not run under it.
+      spdlog::shutdown();
+      std::_Exit(worker_exit);
+    }
+    return worker_exit;
   }
 
  private:

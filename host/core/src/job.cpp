@@ -44,8 +44,20 @@ constexpr std::array<std::pair<WorkerState, std::string_view>, 5> kWorkerStates{
     {WorkerState::Terminated, "TERMINATED"},
 }};
 
+constexpr std::array<std::pair<Completion::Outcome, std::string_view>, 5> kOutcomes{{
+    {Completion::Outcome::Succeeded, "succeeded"},
+    {Completion::Outcome::Failed, "failed"},
+    {Completion::Outcome::Retry, "retry"},
+    {Completion::Outcome::Cancelled, "cancelled"},
+    {Completion::Outcome::Released, "released"},
+}};
+
 }  // namespace
 
+std::string_view toString(Completion::Outcome outcome) { return nameOf(kOutcomes, outcome); }
+std::optional<Completion::Outcome> parseOutcome(std::string_view text) {
+  return valueOf(kOutcomes, text);
+}
 std::string_view toString(JobKind kind) { return nameOf(kKinds, kind); }
 std::string_view toString(JobState state) { return nameOf(kStates, state); }
 std::string_view toString(WorkerState state) { return nameOf(kWorkerStates, state); }

@@ -291,12 +291,17 @@ WITH lost AS (
 )SQL" + requeueAndNotify("$2");
 
 const std::string kRegisterWorker = R"SQL(
-INSERT INTO worker_lifecycle (capacity, version, host, pid) VALUES ($1, $2, $3, $4)
+INSERT INTO worker_lifecycle (capacity, version, host, pid, transitions)
+VALUES ($1, $2, $3, $4, jsonb_build_array(jsonb_build_object('state', 'INACTIVE', 'at', now())))
 RETURNING id::text
 )SQL";
 
 const std::string kSetWorkerState = R"SQL(
-UPDATE worker_lifecycle SET state = $2, state_changed_at = now() WHERE id = $1::uuid
+UPDATE worker_lifecycle SET
+  state = $2,
+  state_changed_at = now(),
+  transitions = transitions || jsonb_build_object('state', $2::text, 'at', now())
+WHERE id = $1::uuid
 )SQL";
 
 const std::string kFind = "SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1";
@@ -339,17 +344,6 @@ Job toJob(const pqxx::row& row) {
   job.last_error = optionalText(row[17]);
   job.created_at = pg::fromEpochMicros(row[18].as<long long>());
   return job;
-}
-
-std::string_view outcomeName(Completion::Outcome outcome) {
-  switch (outcome) {
-    case Completion::Outcome::Succeeded: return "succeeded";
-    case Completion::Outcome::Failed: return "failed";
-    case Completion::Outcome::Retry: return "retry";
-    case Completion::Outcome::Cancelled: return "cancelled";
-    case Completion::Outcome::Released: return "released";
-  }
-  return "failed";
 }
 
 Error invalid(std::string message) { return {Error::Code::Invalid, std::move(message)}; }
@@ -440,7 +434,7 @@ Result<std::string> completionInput(const std::vector<Completion>& completions) 
     nlohmann::json row = {{"ord", i},
                           {"id", completion.id},
                           {"attempt", completion.attempt},
-                          {"outcome", outcomeName(completion.outcome)}};
+                          {"outcome", toString(completion.outcome)}};
     if (!completion.result_json.empty()) {
       auto parsed = nlohmann::json::parse(completion.result_json, nullptr, false);
       if (parsed.is_discarded()) {

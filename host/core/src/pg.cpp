@@ -27,7 +27,8 @@ std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target) {
     auto connection = std::make_unique<pqxx::connection>(target.url);
     connection->set_variable("search_path", connection->quote_name(target.schema));
     // Operators see which installation a session belongs to in pg_stat_activity.
-    connection->set_variable("application_name", connection->quote("syncpod:" + target.schema));
+    const auto name = "syncpod:" + target.schema + (target.client.empty() ? "" : ":" + target.client);
+    connection->set_variable("application_name", connection->quote(name));
     return connection;
   } catch (const pqxx::broken_connection& error) {
     throw DatabaseUnavailable("cannot connect to PostgreSQL at " + target.redactedUrl() + ": " +

@@ -176,7 +176,7 @@ TEST(PluginLoading, ADirectoryLoadsTheGoodPluginsAndReportsTheOthers) {
   std::vector<std::string> ids;
   for (const auto& plugin : registry.plugins()) ids.push_back(plugin->manifest().id);
   EXPECT_EQ(ids,
-            (std::vector<std::string>{"ctor-throws", "faulty", "memory", "memory-loose", "twin"}));
+            (std::vector<std::string>{"ctor-throws", "faulty", "memory", "memory-loose", "twin", "workload"}));
 
   std::vector<std::string> refused;
   for (const auto& error : registry.errors()) {

@@ -83,6 +83,35 @@ const std::vector<SettingSpec>& settingSpecs() {
        "serve: how often orphaned jobs are looked for", false},
       {"rescue_lease", "SYNCPOD_RESCUE_LEASE", "30s",
        "a running job whose worker is silent this long is rescued", false},
+      {"worker_capacity", "SYNCPOD_WORKER_CAPACITY", "1",
+       "jobs one worker runs at once (the field design's WORKER_CAPACITY)", false},
+      {"isolation", "SYNCPOD_ISOLATION", "process",
+       "worker: where jobs run: process (a child process each; a crash fails only that job) "
+       "or thread",
+       false},
+      {"active_period", "SYNCPOD_ACTIVE_PERIOD", "30m",
+       "worker: how long it claims jobs before it retires", false},
+      {"heartbeat_interval", "SYNCPOD_HEARTBEAT_INTERVAL", "5s",
+       "worker: how often it reports itself alive and picks up cancellations", false},
+      {"poll_interval", "SYNCPOD_POLL_INTERVAL", "1s",
+       "worker: how often an idle worker looks for due jobs without a notification", false},
+      {"terminating_grace", "SYNCPOD_TERMINATING_GRACE", "25s",
+       "worker: time spent TERMINATING before exit; at least scale_interval + "
+       "keda_polling_interval",
+       false},
+      {"drain_deadline", "SYNCPOD_DRAIN_DEADLINE", "60s",
+       "worker: after SIGTERM, how long running jobs may go on before they are handed back",
+       false},
+      {"stop_grace", "SYNCPOD_STOP_GRACE", "10s",
+       "worker: how long a job asked to stop may take before its process is killed", false},
+      {"job_memory_limit", "SYNCPOD_JOB_MEMORY_LIMIT", "",
+       "worker, process isolation: address-space limit of each job's process, e.g. 2GiB "
+       "(default: none)",
+       false},
+      {"scale_interval", "SYNCPOD_SCALE_INTERVAL", "5s",
+       "singleton: how often desired_pod_count is computed", false},
+      {"keda_polling_interval", "SYNCPOD_KEDA_POLLING_INTERVAL", "15s",
+       "the pollingInterval of the KEDA ScaledJob that starts workers", false},
       {"migrations_dir", "SYNCPOD_MIGRATIONS_DIR", "",
        "migrate: read NNNN_*.sql from this directory instead of the built-in set", false},
       // The default depends on where the binary runs from; resolve() fills it in.
@@ -178,6 +207,28 @@ std::chrono::milliseconds Settings::duration(std::string_view key) const {
   }
   if (value.count() <= 0) return fail();
   return value;
+}
+
+std::optional<unsigned long long> Settings::byteSize(std::string_view key) const {
+  const std::string text = get(key);
+  if (text.empty()) return std::nullopt;
+  const auto fail = [&]() -> std::optional<unsigned long long> {
+    throw ConfigError("invalid size '" + text + "' for " + std::string(key) + " (from " +
+                      sourceOf(key) + "): use e.g. 512MiB, 2GiB, 1GB or a number of bytes");
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 15) return fail();
+  const unsigned long long amount = std::stoull(text.substr(0, digits));
+  static const std::map<std::string, unsigned long long, std::less<>> kUnits = {
+      {"", 1},           {"B", 1},
+      {"kB", 1000ULL},   {"KiB", 1ULL << 10},
+      {"MB", 1000000ULL}, {"MiB", 1ULL << 20},
+      {"GB", 1000000000ULL}, {"GiB", 1ULL << 30},
+      {"TB", 1000000000000ULL}, {"TiB", 1ULL << 40}};
+  const auto unit = kUnits.find(text.substr(digits));
+  if (unit == kUnits.end() || amount == 0) return fail();
+  return amount * unit->second;
 }
 
 long long Settings::integer(std::string_view key, long long min, long long max) const {

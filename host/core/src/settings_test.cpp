@@ -97,6 +97,27 @@ TEST(Settings, IntegerRange) {
                ConfigError);
 }
 
+TEST(Settings, ByteSizes) {
+  const auto size = [](const std::string& text) {
+    return Settings::resolve({{"job_memory_limit", text}}, {}, "").byteSize("job_memory_limit");
+  };
+  EXPECT_EQ(Settings::resolve({}, {}, "").byteSize("job_memory_limit"), std::nullopt);
+  EXPECT_EQ(size("4096"), 4096U);
+  EXPECT_EQ(size("512MiB"), 512ULL << 20);
+  EXPECT_EQ(size("2GiB"), 2ULL << 30);
+  EXPECT_EQ(size("3GB"), 3000000000ULL);
+  for (const char* bad : {"0", "12 MiB", "1.5GiB", "GiB", "-1", "12XB"}) {
+    try {
+      (void)size(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const ConfigError& error) {
+      EXPECT_NE(std::string(error.what()).find("job_memory_limit (from --job-memory-limit)"),
+                std::string::npos)
+          << error.what();
+    }
+  }
+}
+
 TEST(Settings, PluginPathDefaultsToLibSyncpodPluginsBesideTheExecutable) {
   const auto executable = std::filesystem::canonical("/proc/self/exe");
   const auto expected =

@@ -9,6 +9,9 @@ namespace syncpod::core {
 struct DatabaseTarget {
   std::string url;                 ///< libpq URL or keyword/value string; may hold a password
   std::string schema = "syncpod";  ///< one schema per installation
+  /// Who connects (worker, job, singleton…): pg_stat_activity shows each connection's
+  /// application_name as syncpod:<schema>, or syncpod:<schema>:<client> when set.
+  std::string client;
 
   /// The URL with any password replaced by "***", for messages and logs.
   std::string redactedUrl() const;

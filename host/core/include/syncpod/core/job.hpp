@@ -114,6 +114,10 @@ struct Completion {
   std::string error;        ///< stored in jobs.last_error and the attempt history
 };
 
+/// The names job_attempts.outcome uses: succeeded, failed, retry, cancelled, released.
+std::string_view toString(Completion::Outcome outcome);
+std::optional<Completion::Outcome> parseOutcome(std::string_view text);
+
 /// What happened to one Completion.
 struct CompletionResult {
   JobId id = 0;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,9 @@ class Settings {
   /// Parses a positive duration such as "30s", "5m", "250ms", "2h" or plain seconds; throws
   /// ConfigError naming the setting and its source.
   std::chrono::milliseconds duration(std::string_view key) const;
+  /// Parses a size such as "512MiB", "2GiB", "1GB" or a plain number of bytes; nullopt when
+  /// unset. Throws ConfigError naming the setting and its source.
+  std::optional<unsigned long long> byteSize(std::string_view key) const;
   /// Parses an integer in [min, max]; throws ConfigError naming the setting and its source.
   long long integer(std::string_view key, long long min, long long max) const;
 

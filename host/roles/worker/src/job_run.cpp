@@ -1,0 +1,287 @@
+#include "job_run.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "completion_wire.hpp"
+#include "syncpod/core/sync/sync_job_runner.hpp"
+
+extern char** environ;
+
+namespace syncpod::worker {
+
+using core::Completion;
+using Outcome = core::Completion::Outcome;
+
+JobRun::JobRun(core::Job job, std::function<void()> on_finished)
+    : job_(std::move(job)), on_finished_(std::move(on_finished)) {}
+
+JobRun::~JobRun() {
+  if (!thread_.joinable()) return;
+  if (finished_) {
+    thread_.join();
+  } else {
+    thread_.detach();  // abandon(): the process is about to exit under it
+  }
+}
+
+void JobRun::start() {
+  thread_ = std::thread([this] {
+    Completion completion;
+    try {
+      completion = execute();
+    } catch (const std::exception& error) {
+      completion.outcome = Outcome::Retry;
+      completion.error = std::string("the worker could not run the job: ") + error.what();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      completion_ = std::move(completion);
+    }
+    finished_ = true;
+    on_finished_();
+  });
+}
+
+void JobRun::stop(StopReason reason) {
+  auto expected = StopReason::None;
+  if (!stop_reason_.compare_exchange_strong(expected, reason)) return;
+  std::lock_guard lock(mutex_);
+  stopped_at_ = std::chrono::steady_clock::now();
+}
+
+std::optional<std::chrono::steady_clock::time_point> JobRun::stoppedAt() const {
+  std::lock_guard lock(mutex_);
+  return stopped_at_;
+}
+
+Completion JobRun::completion() const {
+  Completion completion;
+  {
+    std::lock_guard lock(mutex_);
+    completion = completion_;
+  }
+  completion.id = job_.id;
+  completion.attempt = job_.attempt;
+  // A job the worker stopped for its own reasons goes back to the queue without counting as a
+  // failed attempt; its last committed cursor stays, so the next attempt resumes from there.
+  const auto reason = stop_reason_.load();
+  if ((reason == StopReason::HandBack || reason == StopReason::LeaseLost) &&
+      completion.outcome == Outcome::Cancelled) {
+    completion.outcome = Outcome::Released;
+    completion.error = reason == StopReason::HandBack
+                           ? "handed back: the worker was draining and its drain deadline passed"
+                           : "handed back: the worker lost its lease on the queue";
+  }
+  return completion;
+}
+
+void JobRun::abandon() {
+  if (thread_.joinable() && !finished_) thread_.detach();
+}
+
+// --- thread isolation ----------------------------------------------------------------------
+
+namespace {
+
+class ThreadJobRun final : public JobRun {
+ public:
+  ThreadJobRun(core::Job job, std::function<void()> on_finished, core::DatabaseTarget target,
+               const core::PluginRegistry& plugins)
+      : JobRun(std::move(job), std::move(on_finished)), target_(std::move(target)), plugins_(plugins) {}
+
+ private:
+  Completion execute() override {
+    core::SyncJobRunner runner(target_, plugins_);
+    return runner.run(job(), [this] { return stopRequested(); });
+  }
+
+  core::DatabaseTarget target_;
+  const core::PluginRegistry& plugins_;
+};
+
+// --- process isolation ---------------------------------------------------------------------
+
+/// The child's file descriptor for its result (see `syncpod run-job`).
+constexpr int kResultFd = 3;
+
+std::string signalText(int signal) {
+  const char* abbreviation = sigabbrev_np(signal);
+  const char* description = strsignal(signal);
+  std::string text = "signal " + std::to_string(signal);
+  if (abbreviation != nullptr) text += std::string(" (SIG") + abbreviation;
+  if (description != nullptr) text += std::string(abbreviation != nullptr ? ": " : " (") + description;
+  if (abbreviation != nullptr || description != nullptr) text += ")";
+  return text;
+}
+
+/// The worker's environment with `overrides` replacing or adding entries.
+std::vector<std::string> childEnvironment(const std::map<std::string, std::string>& overrides) {
+  std::vector<std::string> entries;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const auto name = text.substr(0, text.find('='));
+    if (overrides.count(std::string(name)) == 0) entries.emplace_back(text);
+  }
+  for (const auto& [name, value] : overrides) entries.push_back(name + "=" + value);
+  return entries;
+}
+
+class ProcessJobRun final : public JobRun {
+ public:
+  ProcessJobRun(core::Job job, std::function<void()> on_finished, ChildCommand command)
+      : JobRun(std::move(job), std::move(on_finished)), command_(std::move(command)) {}
+
+ private:
+  Completion execute() override {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return retry(std::string("cannot create a pipe: ") + std::strerror(errno));
+    const int read_fd = fds[0];
+    int write_fd = fds[1];
+    if (write_fd == kResultFd) {  // dup2 onto itself would keep close-on-exec set
+      write_fd = ::fcntl(fds[1], F_DUPFD_CLOEXEC, kResultFd + 1);
+      ::close(fds[1]);
+    }
+    const pid_t pid = spawn(write_fd);
+    ::close(write_fd);
+    if (pid < 0) {
+      ::close(read_fd);
+      return retry(std::string("cannot start the job's process: ") + std::strerror(errno));
+    }
+    spdlog::debug("job {} runs in process {}", job().id, pid);
+
+    std::string output;
+    bool terminated = false;
+    bool killed = false;
+    std::chrono::steady_clock::time_point terminated_at;
+    for (;;) {
+      if (stopRequested() && !terminated) {
+        ::kill(pid, SIGTERM);
+        terminated = true;
+        terminated_at = std::chrono::steady_clock::now();
+      } else if (terminated && !killed &&
+                 std::chrono::steady_clock::now() - terminated_at >= command_.stop_grace) {
+        spdlog::warn("job {}: its process {} did not stop within {} ms of being asked; killing it",
+                     job().id, pid, command_.stop_grace.count());
+        ::kill(pid, SIGKILL);
+        killed = true;
+      }
+      pollfd entry{read_fd, POLLIN, 0};
+      const int ready = ::poll(&entry, 1, 100);
+      if (ready < 0 && errno != EINTR) break;
+      if (ready <= 0) continue;
+      char buffer[4096];
+      const auto count = ::read(read_fd, buffer, sizeof buffer);
+      if (count < 0 && errno == EINTR) continue;
+      if (count <= 0) break;  // end of file: the child exited (or closed its result)
+      output.append(buffer, static_cast<std::size_t>(count));
+    }
+    ::close(read_fd);
+
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) {
+      const int signal = WTERMSIG(status);
+      if (killed) {
+        Completion completion;
+        completion.outcome = Outcome::Cancelled;
+        completion.error = "stopped: the job's process did not stop within " +
+                           std::to_string(command_.stop_grace.count()) + " ms and was killed";
+        return completion;
+      }
+      return retry("the job's process was killed by " + signalText(signal));
+    }
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code != 0) {
+      return retry("the job's process exited with status " + std::to_string(code) +
+                   " before reporting a result (its log says why)");
+    }
+    Completion completion;
+    if (auto problem = fromWire(output, completion)) {
+      return retry("the job's process reported an unreadable result: " + *problem);
+    }
+    return completion;
+  }
+
+  /// posix_spawn: no fork of a multi-threaded process, and nothing runs between fork and exec.
+  pid_t spawn(int write_fd) {
+    const std::vector<std::string> arguments = {
+        command_.executable, "run-job", std::to_string(job().id), std::to_string(job().attempt),
+        command_.worker_id, std::to_string(::getpid())};
+    const auto environment = childEnvironment(command_.environment);
+    std::vector<char*> argv;
+    for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (const auto& entry : environment) envp.push_back(const_cast<char*>(entry.c_str()));
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, write_fd, kResultFd);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    // Its own process group: a Ctrl-C at the terminal reaches the worker, which decides what
+    // happens to its jobs, and not the jobs directly.
+    posix_spawnattr_setpgroup(&attributes, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGINT);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes,
+                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    const int error = ::posix_spawn(&pid, command_.executable.c_str(), &actions, &attributes,
+                                    argv.data(), envp.data());
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    if (error != 0) {
+      errno = error;
+      return -1;
+    }
+    return pid;
+  }
+
+  static Completion retry(std::string error) {
+    Completion completion;
+    completion.outcome = Outcome::Retry;
+    completion.error = std::move(error);
+    return completion;
+  }
+
+  ChildCommand command_;
+};
+
+}  // namespace
+
+JobRunPtr startThreadJobRun(core::Job job, std::function<void()> on_finished,
+                            const core::DatabaseTarget& target, const core::PluginRegistry& plugins) {
+  auto run = std::make_unique<ThreadJobRun>(std::move(job), std::move(on_finished), target, plugins);
+  run->start();
+  return run;
+}
+
+JobRunPtr startProcessJobRun(core::Job job, std::function<void()> on_finished,
+                             const ChildCommand& command) {
+  auto run = std::make_unique<ProcessJobRun>(std::move(job), std::move(on_finished), command);
+  run->start();
+  return run;
+}
+
+}  // namespace syncpod::worker
