@@ -1,5 +1,7 @@
-// Tests of the jsonl connector through its real shared library and the C ABI.
-#include <cstdlib>
+// Tests of what is particular to the jsonl connector, through its real shared library and the C
+// ABI (the SDK test kit's PluginHandle). jsonl_conformance_test.cpp runs the SDK's conformance
+// suite against it.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -9,38 +11,47 @@
 #include <gtest/gtest.h>
 #include <syncpod/sdk/json_schema.hpp>
 #include <syncpod/sdk/manifest_check.hpp>
+#include <syncpod/testkit/plugin_handle.hpp>
+#include <syncpod/testkit/scratch_directory.hpp>
 #include <sys/stat.h>
-
-#include "plugin_client.hpp"
 
 namespace syncpod::plugins::jsonl {
 namespace {
 
-using testing::CallResult;
-using testing::PluginClient;
-using testing::statusName;
+using testkit::ApplyOutcome;
+using testkit::Batch;
+using testkit::FetchOutcome;
+using testkit::Instance;
+using testkit::PluginHandle;
+using testkit::ScratchDirectory;
 
 namespace fs = std::filesystem;
 
+/// The fields of every record, in order.
+std::vector<Json> fieldsOf(const std::vector<Record>& records) {
+  std::vector<Json> fields;
+  for (const auto& record : records) fields.push_back(record.fields);
+  return fields;
+}
+
+/// Each result's status as its ABI name ("applied", "noop", ...).
+std::vector<std::string> statuses(const ApplyOutcome& outcome) {
+  std::vector<std::string> names;
+  for (const auto& result : outcome.results) names.emplace_back(toString(result.status));
+  return names;
+}
+
 class JsonlTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "syncpod-jsonl-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code error;
-    fs::remove_all(dir_, error);
-  }
-
   Json config(Json streams = {{"users", {{"key_fields", {"id"}}}}}) const {
     return {{"directory", dir_.string()}, {"streams", std::move(streams)}};
   }
 
+  /// Opens an instance with `cfg`; the one opened before is closed.
   void open(const Json& cfg) {
-    const auto result = client_.open(cfg);
-    ASSERT_TRUE(result.ok()) << statusName(result.status) << ": " << result.message;
+    auto opened = plugin_.open(cfg);
+    ASSERT_TRUE(opened.ok()) << opened.describe();
+    instance_ = std::move(opened.instance);
   }
 
   void write(const std::string& name, const std::string& content) const {
@@ -60,33 +71,49 @@ class JsonlTest : public ::testing::Test {
     return names;
   }
 
-  static Json fetchRequest(const std::string& stream, const std::string& mode,
-                           std::size_t batch_size = 100) {
-    return {{"stream", stream},
-            {"mode", mode},
-            {"key_fields", Json::array()},
-            {"batch_size", batch_size}};
+  static FetchRequest fetchRequest(const std::string& stream, FetchMode mode,
+                                   std::size_t batch_size = 100) {
+    FetchRequest request;
+    request.stream = stream;
+    request.mode = mode;
+    request.batch_size = batch_size;
+    return request;
   }
 
-  CallResult fetchAll(const std::string& stream = "users") {
-    auto result = client_.fetch(fetchRequest(stream, "full"));
-    EXPECT_TRUE(result.ok()) << statusName(result.status) << ": " << result.message;
+  FetchOutcome fetchAll(const std::string& stream = "users") {
+    auto result = instance_.fetch(fetchRequest(stream, FetchMode::Full));
+    EXPECT_TRUE(result.ok()) << result.describe();
     return result;
   }
 
-  static Json changeset(const std::string& mode, Json changes, Json key_fields = {"id"}) {
-    return {{"stream", "users"},
-            {"key_fields", std::move(key_fields)},
-            {"mode", mode},
-            {"changes", std::move(changes)}};
+  /// A fetch that keeps every batch as the plugin emitted it.
+  std::vector<Batch> fetchBatches(const FetchRequest& request) {
+    std::vector<Batch> batches;
+    const auto result = instance_.fetch(request, [&](Batch&& batch) {
+      batches.push_back(std::move(batch));
+      return true;
+    });
+    EXPECT_TRUE(result.ok()) << result.describe();
+    return batches;
   }
 
-  fs::path dir_;
-  PluginClient client_{SYNCPOD_JSONL_PLUGIN};
+  /// Applies a changeset written as the JSON document the host sends.
+  ApplyOutcome apply(const std::string& mode, Json changes, Json key_fields = {"id"}) {
+    const auto [changeset, apply_mode] = changesetFromJson({{"stream", "users"},
+                                                            {"key_fields", std::move(key_fields)},
+                                                            {"mode", mode},
+                                                            {"changes", std::move(changes)}});
+    return instance_.apply(changeset, apply_mode);
+  }
+
+  ScratchDirectory scratch_{"syncpod-jsonl"};
+  fs::path dir_ = scratch_.path();
+  PluginHandle plugin_ = PluginHandle::load(SYNCPOD_TESTKIT_PLUGIN_FILE);
+  Instance instance_;
 };
 
 TEST_F(JsonlTest, ManifestIsValid) {
-  const Json manifest = client_.manifest();
+  const Json manifest = plugin_.manifestJson();
   EXPECT_TRUE(manifestProblems(manifest).empty()) << manifest.dump(2);
   EXPECT_EQ(manifest["id"], "jsonl");
   EXPECT_EQ(manifest["capabilities"]["configurable_streams"], true);
@@ -95,29 +122,29 @@ TEST_F(JsonlTest, ManifestIsValid) {
 }
 
 TEST_F(JsonlTest, BadConfigIsRejectedWithWhatIsWrong) {
-  auto result = client_.open({{"streams", Json::object()}});
+  auto result = plugin_.open({{"streams", Json::object()}});
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("/directory: is required"), std::string::npos) << result.message;
 
   result =
-      client_.open({{"directory", dir_.string()}, {"streams", Json::object()}, {"colour", "red"}});
+      plugin_.open({{"directory", dir_.string()}, {"streams", Json::object()}, {"colour", "red"}});
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("/colour: is not a known setting"), std::string::npos)
       << result.message;
 
-  result = client_.open({{"directory", "relative/dir"}, {"streams", Json::object()}});
+  result = plugin_.open({{"directory", "relative/dir"}, {"streams", Json::object()}});
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("must be an absolute path"), std::string::npos) << result.message;
 
-  result = client_.open(config({{"users", {{"file", "../escape.jsonl"}}}}));
+  result = plugin_.open(config({{"users", {{"file", "../escape.jsonl"}}}}));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("streams.users.file"), std::string::npos) << result.message;
 
-  result = client_.open(config({{"users", {{"key_fields", Json::array()}}}}));
+  result = plugin_.open(config({{"users", {{"key_fields", Json::array()}}}}));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("/streams/users/key_fields"), std::string::npos) << result.message;
 
-  result = client_.openText("{not json");
+  result = plugin_.openRaw("{not json");
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
 }
 
@@ -129,8 +156,7 @@ TEST_F(JsonlTest, FullFetchReadsEveryLineInOrder) {
         "{\"id\": 2, \"name\": \"Bob\", \"tags\": [\"x\"]}\r\n"
         "{\"id\": \"3\", \"name\": null}");  // no final newline
   open(config());
-  const auto result = fetchAll();
-  const auto records = result.records();
+  const auto records = fieldsOf(fetchAll().records);
   ASSERT_EQ(records.size(), 3U);
   EXPECT_EQ(records[0], Json({{"id", 1}, {"name", "Ada"}}));
   EXPECT_EQ(records[1], Json({{"id", 2}, {"name", "Bob"}, {"tags", {"x"}}}));
@@ -142,10 +168,11 @@ TEST_F(JsonlTest, FetchEmitsBatchesOfTheRequestedSize) {
   for (int i = 1; i <= 7; ++i) content += "{\"id\":" + std::to_string(i) + "}\n";
   write("users.jsonl", content);
   open(config());
-  const auto result = client_.fetch(fetchRequest("users", "full", 3));
-  ASSERT_TRUE(result.ok()) << result.message;
-  EXPECT_EQ(result.batchSizes(), (std::vector<std::size_t>{3, 3, 1}));
-  for (const auto& document : result.documents) EXPECT_EQ(document["stream"], "users");
+  // fetchBatches fails the test if a batch names another stream than the request's.
+  std::vector<std::size_t> sizes;
+  for (const auto& batch : fetchBatches(fetchRequest("users", FetchMode::Full, 3)))
+    sizes.push_back(batch.records.size());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3, 3, 1}));
 }
 
 TEST_F(JsonlTest, KeysFetchEmitsOnlyRequestedKeysAndTreatsNumbersAsText) {
@@ -154,17 +181,17 @@ TEST_F(JsonlTest, KeysFetchEmitsOnlyRequestedKeysAndTreatsNumbersAsText) {
         "{\"id\": \"2\", \"name\": \"Bob\"}\n"
         "{\"id\": 3, \"name\": \"Cy\"}\n");
   open(config());
-  auto request = fetchRequest("users", "keys");
-  request["keys"] = {{"2"}, {"3"}, {"99"}};  // "3" matches the number 3, 99 is missing
-  const auto result = client_.fetch(request);
-  ASSERT_TRUE(result.ok()) << result.message;
-  const auto records = result.records();
+  auto request = fetchRequest("users", FetchMode::Keys);
+  request.keys = {{"2"}, {"3"}, {"99"}};  // "3" matches the number 3, 99 is missing
+  const auto result = instance_.fetch(request);
+  ASSERT_TRUE(result.ok()) << result.describe();
+  const auto records = fieldsOf(result.records);
   ASSERT_EQ(records.size(), 2U);
   EXPECT_EQ(records[0]["name"], "Bob");
   EXPECT_EQ(records[1]["name"], "Cy");
 
-  request["keys"] = Json::array({Json::array({"1", "extra"})});
-  const auto wrong = client_.fetch(request);
+  request.keys = {{"1", "extra"}};
+  const auto wrong = instance_.fetch(request);
   EXPECT_EQ(wrong.status, SYNCPOD_INVALID);
   EXPECT_NE(wrong.message.find("key 1"), std::string::npos) << wrong.message;
 }
@@ -172,47 +199,47 @@ TEST_F(JsonlTest, KeysFetchEmitsOnlyRequestedKeysAndTreatsNumbersAsText) {
 TEST_F(JsonlTest, KeysFetchUsesTheRequestsKeyFieldsOverTheConfig) {
   write("users.jsonl", "{\"id\": 1, \"email\": \"a@x\"}\n{\"id\": 2, \"email\": \"b@x\"}\n");
   open(config());
-  auto request = fetchRequest("users", "keys");
-  request["key_fields"] = {"email"};
-  request["keys"] = {{"b@x"}};
-  const auto result = client_.fetch(request);
-  ASSERT_TRUE(result.ok()) << result.message;
-  ASSERT_EQ(result.records().size(), 1U);
-  EXPECT_EQ(result.records()[0]["id"], 2);
+  auto request = fetchRequest("users", FetchMode::Keys);
+  request.key_fields = {"email"};
+  request.keys = {{"b@x"}};
+  const auto result = instance_.fetch(request);
+  ASSERT_TRUE(result.ok()) << result.describe();
+  ASSERT_EQ(result.records.size(), 1U);
+  EXPECT_EQ(result.records[0].fields["id"], 2);
 }
 
 TEST_F(JsonlTest, MalformedLineFailsWithFileAndLineNumber) {
   write("users.jsonl", "{\"id\": 1}\n\n{\"id\": 2,, }\n{\"id\": 3}\n");
   open(config());
-  const auto result = client_.fetch(fetchRequest("users", "full"));
+  const auto result = instance_.fetch(fetchRequest("users", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find((dir_ / "users.jsonl").string() + ", line 3: invalid JSON"),
             std::string::npos)
       << result.message;
 
-  auto keys = fetchRequest("users", "keys");
-  keys["keys"] = {{"3"}};
-  EXPECT_EQ(client_.fetch(keys).status, SYNCPOD_INVALID);
-  const auto apply = client_.apply(changeset("commit", {{{"op", "delete"}, {"key", {"1"}}}}));
-  EXPECT_EQ(apply.status, SYNCPOD_INVALID);
-  EXPECT_NE(apply.message.find("line 3"), std::string::npos) << apply.message;
+  auto keys = fetchRequest("users", FetchMode::Keys);
+  keys.keys = {{"3"}};
+  EXPECT_EQ(instance_.fetch(keys).status, SYNCPOD_INVALID);
+  const auto applied = apply("commit", {{{"op", "delete"}, {"key", {"1"}}}});
+  EXPECT_EQ(applied.status, SYNCPOD_INVALID);
+  EXPECT_NE(applied.message.find("line 3"), std::string::npos) << applied.message;
 }
 
 TEST_F(JsonlTest, LineThatIsNotAnObjectIsReportedWithItsLine) {
   write("users.jsonl", "{\"id\": 1}\n[1, 2]\n");
   open(config());
-  const auto result = client_.fetch(fetchRequest("users", "full"));
+  const auto result = instance_.fetch(fetchRequest("users", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("line 2: expected a JSON object"), std::string::npos)
       << result.message;
 
   write("users.jsonl", "{\"name\": \"\xff\xfe\"}\n");  // invalid UTF-8
-  EXPECT_EQ(client_.fetch(fetchRequest("users", "full")).status, SYNCPOD_INVALID);
+  EXPECT_EQ(instance_.fetch(fetchRequest("users", FetchMode::Full)).status, SYNCPOD_INVALID);
 }
 
 TEST_F(JsonlTest, UnknownStreamIsInvalidAndNamed) {
   open(config());
-  const auto result = client_.fetch(fetchRequest("orders", "full"));
+  const auto result = instance_.fetch(fetchRequest("orders", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("\"orders\" is not configured"), std::string::npos)
       << result.message;
@@ -221,22 +248,22 @@ TEST_F(JsonlTest, UnknownStreamIsInvalidAndNamed) {
 
 TEST_F(JsonlTest, MissingFileIsEmptyUnlessCreateMissingIsOff) {
   open(config());
-  EXPECT_TRUE(fetchAll().records().empty());
-  EXPECT_TRUE(client_.check().ok());
+  EXPECT_TRUE(fetchAll().records.empty());
+  EXPECT_TRUE(instance_.check().ok());
 
   auto strict = config();
   strict["create_missing"] = false;
   open(strict);
-  const auto result = client_.fetch(fetchRequest("users", "full"));
+  const auto result = instance_.fetch(fetchRequest("users", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("does not exist"), std::string::npos) << result.message;
-  EXPECT_EQ(client_.check().status, SYNCPOD_INVALID);
+  EXPECT_EQ(instance_.check().status, SYNCPOD_INVALID);
 
   auto elsewhere = config();
   elsewhere["directory"] = (dir_ / "nope").string();
   open(elsewhere);
-  EXPECT_EQ(client_.check().status, SYNCPOD_INVALID);
-  EXPECT_EQ(client_.fetch(fetchRequest("users", "full")).status, SYNCPOD_INVALID);
+  EXPECT_EQ(instance_.check().status, SYNCPOD_INVALID);
+  EXPECT_EQ(instance_.fetch(fetchRequest("users", FetchMode::Full)).status, SYNCPOD_INVALID);
 }
 
 TEST_F(JsonlTest, ApplyCreatesUpdatesAndDeletesKeepingUntouchedLines) {
@@ -249,14 +276,14 @@ TEST_F(JsonlTest, ApplyCreatesUpdatesAndDeletesKeepingUntouchedLines) {
       {{"op", "delete"}, {"key", {"3"}}},
       {{"op", "create"}, {"key", {"4"}}, {"fields", {{"name", "Dee"}, {"active", true}}}},
   };
-  const auto result = client_.apply(changeset("commit", changes));
-  ASSERT_TRUE(result.ok()) << result.message;
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"applied", "applied", "applied"}));
+  const auto result = apply("commit", changes);
+  ASSERT_TRUE(result.ok()) << result.describe();
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"applied", "applied", "applied"}));
 
   // The untouched line is byte for byte what it was; the updated one keeps its member order.
   EXPECT_EQ(read("users.jsonl"), "{\"id\":1,\"name\":\"Ada L.\",\"role\":\"admin\"}\n" + untouched +
                                      "\n" + "{\"id\":\"4\",\"active\":true,\"name\":\"Dee\"}\n");
-  const auto records = fetchAll().records();
+  const auto records = fieldsOf(fetchAll().records);
   ASSERT_EQ(records.size(), 3U);
   EXPECT_EQ(records[0]["name"], "Ada L.");
   EXPECT_EQ(records[1]["name"], "Bob");
@@ -271,14 +298,14 @@ TEST_F(JsonlTest, SecondApplyOfTheSameChangesetIsAllNoop) {
       {{"op", "update"}, {"key", {"1"}}, {"fields", {{"name", "Ada L."}, {"tags", {"a", "b"}}}}},
       {{"op", "delete"}, {"key", {"3"}}},
   };
-  const auto first = client_.apply(changeset("commit", changes));
-  ASSERT_TRUE(first.ok()) << first.message;
-  EXPECT_EQ(first.statuses(), (std::vector<std::string>{"applied", "applied", "applied"}));
+  const auto first = apply("commit", changes);
+  ASSERT_TRUE(first.ok()) << first.describe();
+  EXPECT_EQ(statuses(first), (std::vector<std::string>{"applied", "applied", "applied"}));
   const std::string after_first = read("users.jsonl");
 
-  const auto second = client_.apply(changeset("commit", changes));
-  ASSERT_TRUE(second.ok()) << second.message;
-  EXPECT_EQ(second.statuses(), (std::vector<std::string>{"noop", "noop", "noop"}));
+  const auto second = apply("commit", changes);
+  ASSERT_TRUE(second.ok()) << second.describe();
+  EXPECT_EQ(statuses(second), (std::vector<std::string>{"noop", "noop", "noop"}));
   EXPECT_EQ(read("users.jsonl"), after_first);
 }
 
@@ -294,21 +321,21 @@ TEST_F(JsonlTest, PlanSaysWhatCommitWouldDoAndWritesNothing) {
       {{"op", "delete"}, {"key", {"3"}}},
       {{"op", "delete"}, {"key", {"9"}}},
   };
-  const auto plan = client_.apply(changeset("plan", changes));
-  ASSERT_TRUE(plan.ok()) << plan.message;
-  EXPECT_EQ(plan.statuses(), (std::vector<std::string>{"applied", "noop", "applied", "noop"}));
+  const auto plan = apply("plan", changes);
+  ASSERT_TRUE(plan.ok()) << plan.describe();
+  EXPECT_EQ(statuses(plan), (std::vector<std::string>{"applied", "noop", "applied", "noop"}));
   EXPECT_EQ(read("users.jsonl"), content);
   struct stat after {};
   ASSERT_EQ(::stat((dir_ / "users.jsonl").c_str(), &after), 0);
   EXPECT_EQ(before.st_ino, after.st_ino);
   EXPECT_EQ(files(), std::vector<std::string>{"users.jsonl"});
 
-  const auto commit = client_.apply(changeset("commit", changes));
-  EXPECT_EQ(commit.statuses(), plan.statuses());
+  const auto commit = apply("commit", changes);
+  EXPECT_EQ(statuses(commit), statuses(plan));
 
   // Planning against a missing file creates nothing either.
   fs::remove(dir_ / "users.jsonl");
-  EXPECT_TRUE(client_.apply(changeset("plan", changes)).ok());
+  EXPECT_TRUE(apply("plan", changes).ok());
   EXPECT_TRUE(files().empty());
 }
 
@@ -320,9 +347,9 @@ TEST_F(JsonlTest, AtomicRewriteLeavesNoTemporaryFilesAndKeepsPermissions) {
   std::ifstream reader(dir_ / "users.jsonl", std::ios::binary);
   open(config());
   for (int i = 2; i < 5; ++i) {
-    const auto result = client_.apply(changeset(
-        "commit", {{{"op", "create"}, {"key", {std::to_string(i)}}, {"fields", Json::object()}}}));
-    ASSERT_TRUE(result.ok()) << result.message;
+    const auto result = apply(
+        "commit", {{{"op", "create"}, {"key", {std::to_string(i)}}, {"fields", Json::object()}}});
+    ASSERT_TRUE(result.ok()) << result.describe();
   }
   EXPECT_EQ(files(), std::vector<std::string>{"users.jsonl"});
   std::stringstream old_content;
@@ -331,21 +358,21 @@ TEST_F(JsonlTest, AtomicRewriteLeavesNoTemporaryFilesAndKeepsPermissions) {
   struct stat after {};
   ASSERT_EQ(::stat((dir_ / "users.jsonl").c_str(), &after), 0);
   EXPECT_EQ(after.st_mode & 07777, 0640U);
-  EXPECT_EQ(fetchAll().records().size(), 4U);
+  EXPECT_EQ(fetchAll().records.size(), 4U);
 }
 
 TEST_F(JsonlTest, ApplyCreatesAMissingFile) {
   open(config({{"users", {{"file", "sub/people.jsonl"}, {"key_fields", {"id"}}}}}));
-  const auto result = client_.apply(
-      changeset("commit", {{{"op", "create"}, {"key", {"7"}}, {"fields", {{"id", 7}}}}}));
-  ASSERT_TRUE(result.ok()) << result.message;
+  const auto result =
+      apply("commit", {{{"op", "create"}, {"key", {"7"}}, {"fields", {{"id", 7}}}}});
+  ASSERT_TRUE(result.ok()) << result.describe();
   EXPECT_EQ(read("sub/people.jsonl"), "{\"id\":7}\n");
 
   auto strict = config();
   strict["create_missing"] = false;
   open(strict);
-  const auto refused = client_.apply(
-      changeset("commit", {{{"op", "create"}, {"key", {"7"}}, {"fields", {{"id", 7}}}}}));
+  const auto refused =
+      apply("commit", {{{"op", "create"}, {"key", {"7"}}, {"fields", {{"id", 7}}}}});
   EXPECT_EQ(refused.status, SYNCPOD_INVALID);
   EXPECT_FALSE(fs::exists(dir_ / "users.jsonl"));
 }
@@ -355,12 +382,12 @@ TEST_F(JsonlTest, CompositeKeysFetchAndApply) {
         "{\"region\": \"eu\", \"id\": 1, \"name\": \"Ada\"}\n"
         "{\"region\": \"us\", \"id\": 1, \"name\": \"Al\"}\n");
   open(config({{"users", {{"key_fields", {"region", "id"}}}}}));
-  auto request = fetchRequest("users", "keys");
-  request["keys"] = Json::array({Json::array({"us", "1"}), Json::array({"eu", "2"})});
-  const auto fetched = client_.fetch(request);
-  ASSERT_TRUE(fetched.ok()) << fetched.message;
-  ASSERT_EQ(fetched.records().size(), 1U);
-  EXPECT_EQ(fetched.records()[0]["name"], "Al");
+  auto request = fetchRequest("users", FetchMode::Keys);
+  request.keys = {{"us", "1"}, {"eu", "2"}};
+  const auto fetched = instance_.fetch(request);
+  ASSERT_TRUE(fetched.ok()) << fetched.describe();
+  ASSERT_EQ(fetched.records.size(), 1U);
+  EXPECT_EQ(fetched.records[0].fields["name"], "Al");
 
   const Json key_fields = {"region", "id"};
   const Json changes = {
@@ -371,85 +398,81 @@ TEST_F(JsonlTest, CompositeKeysFetchAndApply) {
       {{"op", "delete"}, {"key", {"us", "1"}}},
       {{"op", "update"}, {"key", {"eu"}}, {"fields", {{"name", "x"}}}},
   };
-  const auto applied = client_.apply(changeset("commit", changes, key_fields));
-  ASSERT_TRUE(applied.ok()) << applied.message;
-  EXPECT_EQ(applied.statuses(),
+  const auto applied = apply("commit", changes, key_fields);
+  ASSERT_TRUE(applied.ok()) << applied.describe();
+  EXPECT_EQ(statuses(applied),
             (std::vector<std::string>{"applied", "applied", "applied", "rejected"}));
-  EXPECT_NE(applied.results()[3]["message"].get<std::string>().find("has 1 values"),
-            std::string::npos);
+  EXPECT_NE(applied.results[3].message.find("has 1 values"), std::string::npos);
   EXPECT_EQ(read("users.jsonl"),
             "{\"region\":\"eu\",\"id\":1,\"name\":\"Ada L.\"}\n"
             "{\"region\":\"eu\",\"id\":2,\"name\":\"Bea\"}\n");
-  EXPECT_EQ(client_.apply(changeset("commit", changes, key_fields)).statuses(),
+  EXPECT_EQ(statuses(apply("commit", changes, key_fields)),
             (std::vector<std::string>{"noop", "noop", "noop", "rejected"}));
 }
 
 TEST_F(JsonlTest, NumberAndStringKeysNameTheSameRecord) {
   write("users.jsonl", "{\"id\": 42, \"name\": \"Ada\"}\n{\"id\": \"7\", \"name\": \"Bob\"}\n");
   open(config());
-  const auto result = client_.apply(changeset(
+  const auto result = apply(
       "commit", {
                     {{"op", "update"}, {"key", {"42"}}, {"fields", {{"name", "Ada L."}}}},
                     {{"op", "create"}, {"key", {"7"}}, {"fields", {{"id", 7}, {"name", "Bob"}}}},
                     {{"op", "create"}, {"key", {"42"}}, {"fields", {{"id", "43"}}}},
-                }));
-  ASSERT_TRUE(result.ok()) << result.message;
+                });
+  ASSERT_TRUE(result.ok()) << result.describe();
   // The create of 7 finds the record whose id is "7"; its id value (7 vs "7") differs.
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"applied", "applied", "rejected"}));
-  EXPECT_NE(result.results()[2]["message"].get<std::string>().find("a key cannot change"),
-            std::string::npos);
-  EXPECT_EQ(fetchAll().records().size(), 2U);
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"applied", "applied", "rejected"}));
+  EXPECT_NE(result.results[2].message.find("a key cannot change"), std::string::npos);
+  EXPECT_EQ(fetchAll().records.size(), 2U);
 }
 
 TEST_F(JsonlTest, ChangeOutcomesForMissingAndExistingRecords) {
   write("users.jsonl", "{\"id\": 1, \"name\": \"Ada\", \"extra\": 1}\n");
   open(config());
-  const auto result = client_.apply(changeset(
+  const auto result = apply(
       "commit", {
                     {{"op", "create"}, {"key", {"1"}}, {"fields", {{"id", 1}, {"name", "Ada"}}}},
                     {{"op", "update"}, {"key", {"5"}}, {"fields", {{"name", "x"}}}},
                     {{"op", "delete"}, {"key", {"5"}}},
                     {{"op", "update"}, {"key", {"1"}}, {"fields", {{"id", 2}}}},
-                }));
-  ASSERT_TRUE(result.ok()) << result.message;
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"noop", "conflict", "noop", "rejected"}));
+                });
+  ASSERT_TRUE(result.ok()) << result.describe();
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"noop", "conflict", "noop", "rejected"}));
   EXPECT_EQ(read("users.jsonl"), "{\"id\": 1, \"name\": \"Ada\", \"extra\": 1}\n");
 }
 
 TEST_F(JsonlTest, DuplicateKeysInTheFileRejectChangesOnThatKey) {
   write("users.jsonl", "{\"id\": 1}\n{\"id\": 2}\n{\"id\": \"1\", \"dup\": true}\n");
   open(config());
-  const auto result = client_.apply(
-      changeset("commit", {
-                              {{"op", "delete"}, {"key", {"1"}}},
-                              {{"op", "update"}, {"key", {"2"}}, {"fields", {{"seen", true}}}},
-                          }));
-  ASSERT_TRUE(result.ok()) << result.message;
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"rejected", "applied"}));
-  EXPECT_NE(result.results()[0]["message"].get<std::string>().find("is on lines 1, 3 of"),
-            std::string::npos)
-      << result.results()[0];
+  const auto result =
+      apply("commit", {
+                          {{"op", "delete"}, {"key", {"1"}}},
+                          {{"op", "update"}, {"key", {"2"}}, {"fields", {{"seen", true}}}},
+                      });
+  ASSERT_TRUE(result.ok()) << result.describe();
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"rejected", "applied"}));
+  EXPECT_NE(result.results[0].message.find("is on lines 1, 3 of"), std::string::npos)
+      << result.results[0].message;
 }
 
 TEST_F(JsonlTest, ExpectedVersionConflicts) {
   write("users.jsonl", "{\"id\": 1, \"updated_at\": \"2024-01-02T00:00:00Z\"}\n");
   open(config({{"users", {{"key_fields", {"id"}}, {"updated_field", "updated_at"}}}}));
   const auto fetched = fetchAll();
-  ASSERT_EQ(fetched.recordDocuments().size(), 1U);
-  EXPECT_EQ(fetched.recordDocuments()[0]["version"], "2024-01-02T00:00:00Z");
-  const auto result =
-      client_.apply(changeset("commit", {
-                                            {{"op", "update"},
-                                             {"key", {"1"}},
-                                             {"fields", {{"a", 1}}},
-                                             {"expected_version", "2024-01-01T00:00:00Z"}},
-                                            {{"op", "update"},
-                                             {"key", {"1"}},
-                                             {"fields", {{"a", 2}}},
-                                             {"expected_version", "2024-01-02T00:00:00Z"}},
-                                        }));
-  ASSERT_TRUE(result.ok()) << result.message;
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"conflict", "applied"}));
+  ASSERT_EQ(fetched.records.size(), 1U);
+  EXPECT_EQ(fetched.records[0].version, "2024-01-02T00:00:00Z");
+  const auto result = apply("commit", {
+                                          {{"op", "update"},
+                                           {"key", {"1"}},
+                                           {"fields", {{"a", 1}}},
+                                           {"expected_version", "2024-01-01T00:00:00Z"}},
+                                          {{"op", "update"},
+                                           {"key", {"1"}},
+                                           {"fields", {{"a", 2}}},
+                                           {"expected_version", "2024-01-02T00:00:00Z"}},
+                                      });
+  ASSERT_TRUE(result.ok()) << result.describe();
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"conflict", "applied"}));
 }
 
 TEST_F(JsonlTest, IncrementalFetchOrdersByUpdatedFieldAndResumesFromTheCursor) {
@@ -461,43 +484,43 @@ TEST_F(JsonlTest, IncrementalFetchOrdersByUpdatedFieldAndResumesFromTheCursor) {
         "{\"id\": 5, \"u\": \"2024-01-02\"}\n"
         "{\"id\": 6, \"u\": \"2024-01-02\"}\n");
   open(config({{"users", {{"key_fields", {"id"}}, {"updated_field", "u"}}}}));
-  const auto first = client_.fetch(fetchRequest("users", "incremental", 2));
-  ASSERT_TRUE(first.ok()) << first.message;
+  const auto first = fetchBatches(fetchRequest("users", FetchMode::Incremental, 2));
   std::vector<int> ids;
-  for (const auto& record : first.records()) ids.push_back(record["id"].get<int>());
+  for (const auto& batch : first) {
+    for (const auto& record : batch.records) ids.push_back(record.fields["id"].get<int>());
+  }
   EXPECT_EQ(ids, (std::vector<int>{2, 4, 5, 6, 1}));
   // Batches: [2,4] cursor 01-01 (the 01-02 group is not complete yet), [5,6] none, [1] 01-03.
-  ASSERT_EQ(first.documents.size(), 3U);
-  EXPECT_EQ(first.documents[0]["cursor"], "2024-01-01");
-  EXPECT_FALSE(first.documents[1].contains("cursor"));
-  EXPECT_EQ(first.documents[2]["cursor"], "2024-01-03");
+  ASSERT_EQ(first.size(), 3U);
+  EXPECT_EQ(first[0].cursor, "2024-01-01");
+  EXPECT_FALSE(first[1].cursor.has_value());
+  EXPECT_EQ(first[2].cursor, "2024-01-03");
 
   // Resuming from the first batch's cursor gives the whole 01-02 group again.
-  auto resume = fetchRequest("users", "incremental", 10);
-  resume["cursor"] = "2024-01-01";
+  auto resume = fetchRequest("users", FetchMode::Incremental, 10);
+  resume.cursor = "2024-01-01";
   ids.clear();
-  for (const auto& record : client_.fetch(resume).records()) ids.push_back(record["id"].get<int>());
+  for (const auto& record : instance_.fetch(resume).records)
+    ids.push_back(record.fields["id"].get<int>());
   EXPECT_EQ(ids, (std::vector<int>{4, 5, 6, 1}));
 
-  resume["cursor"] = *first.cursor();
-  const auto nothing = client_.fetch(resume);
-  ASSERT_TRUE(nothing.ok());
-  EXPECT_TRUE(nothing.records().empty());
+  resume.cursor = first.back().cursor;
+  const auto nothing = instance_.fetch(resume);
+  ASSERT_TRUE(nothing.ok()) << nothing.describe();
+  EXPECT_TRUE(nothing.records.empty());
 
   ASSERT_TRUE(
-      client_
-          .apply(changeset("commit",
-                           {{{"op", "update"}, {"key", {"2"}}, {"fields", {{"u", "2024-01-04"}}}}}))
+      apply("commit", {{{"op", "update"}, {"key", {"2"}}, {"fields", {{"u", "2024-01-04"}}}}})
           .ok());
-  const auto later = client_.fetch(resume);
-  ASSERT_EQ(later.records().size(), 1U);
-  EXPECT_EQ(later.records()[0]["id"], 2);
-  EXPECT_EQ(later.cursor(), "2024-01-04");
+  const auto later = instance_.fetch(resume);
+  ASSERT_EQ(later.records.size(), 1U);
+  EXPECT_EQ(later.records[0].fields["id"], 2);
+  EXPECT_EQ(later.cursor, "2024-01-04");
 }
 
 TEST_F(JsonlTest, IncrementalFetchNeedsAnUpdatedField) {
   open(config());
-  const auto result = client_.fetch(fetchRequest("users", "incremental"));
+  const auto result = instance_.fetch(fetchRequest("users", FetchMode::Incremental));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("updated_field"), std::string::npos) << result.message;
 }
@@ -507,10 +530,10 @@ TEST_F(JsonlTest, FetchStopsWhenTheHostCancels) {
   for (int i = 0; i < 50; ++i) content += "{\"id\":" + std::to_string(i) + "}\n";
   write("users.jsonl", content);
   open(config());
-  client_.cancelAfterEmits(2);
-  const auto result = client_.fetch(fetchRequest("users", "full", 5));
-  EXPECT_EQ(result.status, SYNCPOD_CANCELLED);
-  EXPECT_EQ(result.documents.size(), 2U);
+  plugin_.host().cancelAfterDocuments(2);
+  const auto result = instance_.fetch(fetchRequest("users", FetchMode::Full, 5));
+  EXPECT_EQ(result.status, SYNCPOD_CANCELLED) << result.describe();
+  EXPECT_EQ(result.batches, 2U);
 }
 
 }  // namespace

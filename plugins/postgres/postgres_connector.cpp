@@ -90,7 +90,8 @@ Json configSchema() {
           {"writeOnly", true},
           {"description",
            "libpq connection URI, e.g. postgresql://user:password@host:5432/db?sslmode=require. "
-           "It holds the password: it is never shown, logged or put in a message."}}},
+           "A secret: it holds the password. Messages show it with the password masked "
+           "(postgresql://user:***@host/db), logs not at all."}}},
         {"schema",
          {{"type", "string"},
           {"minLength", 1},
@@ -345,8 +346,10 @@ void PostgresConnector::raise(const SqlError& error, const std::string& what) co
 
 void PostgresConnector::check(Context& context) {
   connection_.open();
+  std::string database;
   try {
-    connection_.exec("SELECT 1");
+    const auto session = connection_.exec("SELECT current_database(), current_user");
+    database = "database " + session.text(0, 0) + " as " + session.text(0, 1);
   } catch (const SqlError& error) {
     raise(error, "checking " + connection_.redactedUrl());
   }
@@ -383,8 +386,10 @@ void PostgresConnector::check(Context& context) {
     }
   }
   if (!problems.empty()) throw invalid(joined(problems, "; "));
-  context.debug("connected to " + connection_.redactedUrl() + "; " +
-                std::to_string(streams_.size()) + " stream(s) checked");
+  // Not the URL: it is a secret (writeOnly) as a whole, and without a password its redacted
+  // form is all of it.
+  context.debug("connected to " + database + "; " + std::to_string(streams_.size()) +
+                " stream(s) checked");
 }
 
 // ------------------------------------------------------------------------------------------

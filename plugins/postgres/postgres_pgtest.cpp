@@ -1,94 +1,54 @@
-// Tests of the postgres connector through its real shared library and the C ABI, against the
-// test PostgreSQL named by SYNCPOD_TEST_DATABASE_URL (scripts/test starts one and sets it).
-// Each test works in a schema of its own and drops it at the end.
-#include <atomic>
-#include <cctype>
-#include <cstdlib>
+// Tests of what is particular to the postgres connector, through its real shared library and
+// the C ABI (the SDK test kit's PluginHandle), against the test PostgreSQL named by
+// SYNCPOD_TEST_DATABASE_URL (scripts/test starts one and sets it). Each test works in a schema
+// of its own and drops it at the end. postgres_conformance_pgtest.cpp runs the SDK's
+// conformance suite against the connector.
+#include <algorithm>
+#include <memory>
+#include <optional>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <syncpod/sdk/json_schema.hpp>
 #include <syncpod/sdk/manifest_check.hpp>
+#include <syncpod/testkit/plugin_handle.hpp>
 
-#include "plugin_client.hpp"
+#include "postgres_test_support.hpp"
 
 namespace syncpod::plugins::postgres {
 namespace {
 
-using testing::CallResult;
-using testing::PluginClient;
-using testing::statusName;
+using pgtest::Sql;
+using testkit::ApplyOutcome;
+using testkit::Batch;
+using testkit::CallOutcome;
+using testkit::FetchOutcome;
+using testkit::Instance;
+using testkit::PluginHandle;
 
-/// A libpq connection for setting up and inspecting test data.
-class Sql {
- public:
-  explicit Sql(const std::string& url) : connection_(PQconnectdb(url.c_str())) {
-    if (PQstatus(connection_) != CONNECTION_OK) {
-      ADD_FAILURE() << "cannot connect to the test database: " << PQerrorMessage(connection_);
-    }
-    PQsetNoticeProcessor(
-        connection_, [](void*, const char*) {}, nullptr);  // DROP … CASCADE
-  }
-  ~Sql() { PQfinish(connection_); }
-  Sql(const Sql&) = delete;
-  Sql& operator=(const Sql&) = delete;
-
-  /// Runs SQL (several statements allowed); returns the rows as "a|b" lines joined by '\n'.
-  std::string operator()(const std::string& sql) {
-    PGresult* result = PQexec(connection_, sql.c_str());
-    std::string text;
-    const auto status = PQresultStatus(result);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      ADD_FAILURE() << "SQL failed: " << PQerrorMessage(connection_) << "\n" << sql;
-    } else {
-      for (int row = 0; row < PQntuples(result); ++row) {
-        if (row > 0) text += '\n';
-        for (int column = 0; column < PQnfields(result); ++column) {
-          if (column > 0) text += '|';
-          text += PQgetisnull(result, row, column) ? "NULL" : PQgetvalue(result, row, column);
-        }
-      }
-    }
-    PQclear(result);
-    return text;
-  }
-
- private:
-  PGconn* connection_;
-};
-
-std::string uniqueSchema() {
-  static std::atomic<int> counter{0};
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = "pgc_";
-  for (const char c : std::string(info != nullptr ? info->name() : "test")) {
-    if (name.size() >= 36) break;
-    name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c))
-                                                               : '_');
-  }
-  return name + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+/// Each result's status as its ABI name ("applied", "noop", ...).
+std::vector<std::string> statuses(const ApplyOutcome& outcome) {
+  std::vector<std::string> names;
+  for (const auto& result : outcome.results) names.emplace_back(toString(result.status));
+  return names;
 }
 
 class PostgresTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* url = std::getenv("SYNCPOD_TEST_DATABASE_URL");
-    if (url == nullptr || *url == '\0') {
-      GTEST_FAIL()
-          << "SYNCPOD_TEST_DATABASE_URL is not set: run the tests through scripts/test, or "
-             "export the URL printed by `scripts/pg start`";
+    try {
+      url_ = pgtest::testDatabaseUrl();
+    } catch (const std::exception& error) {
+      GTEST_FAIL() << error.what();
     }
-    url_ = url;
-    schema_ = uniqueSchema();
+    schema_ = pgtest::uniqueSchema();
     sql_ = std::make_unique<Sql>(url_);
     (*sql_)("CREATE SCHEMA " + schema_);
   }
 
   void TearDown() override {
-    client_.close();
+    instance_.close();
     if (sql_) (*sql_)("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
   }
 
@@ -103,53 +63,79 @@ class PostgresTest : public ::testing::Test {
             {"batch_size", batch_size}};
   }
 
+  /// Opens an instance with `cfg`; the one opened before is closed.
   void open(const Json& cfg) {
-    const auto result = client_.open(cfg);
-    ASSERT_TRUE(result.ok()) << statusName(result.status) << ": " << result.message;
+    auto opened = plugin_.open(cfg);
+    ASSERT_TRUE(opened.ok()) << opened.describe();
+    instance_ = std::move(opened.instance);
   }
 
-  static Json request(const std::string& stream, const std::string& mode,
-                      std::size_t batch_size = 1000) {
-    return {{"stream", stream},
-            {"mode", mode},
-            {"key_fields", Json::array()},
-            {"batch_size", batch_size}};
+  static FetchRequest request(const std::string& stream, FetchMode mode,
+                              std::size_t batch_size = 1000) {
+    FetchRequest request;
+    request.stream = stream;
+    request.mode = mode;
+    request.batch_size = batch_size;
+    return request;
   }
 
-  CallResult fetch(const Json& req) {
-    auto result = client_.fetch(req);
-    EXPECT_TRUE(result.ok()) << statusName(result.status) << ": " << result.message;
+  FetchOutcome fetch(const FetchRequest& req) {
+    auto result = instance_.fetch(req);
+    EXPECT_TRUE(result.ok()) << result.describe();
     return result;
   }
 
-  static Json changeset(const std::string& stream, const std::string& mode, Json changes,
-                        Json key_fields = Json::array()) {
-    return {{"stream", stream},
-            {"key_fields", std::move(key_fields)},
-            {"mode", mode},
-            {"changes", std::move(changes)}};
+  /// A fetch that keeps every batch as the plugin emitted it.
+  std::vector<Batch> fetchBatches(const FetchRequest& req) {
+    std::vector<Batch> batches;
+    const auto result = instance_.fetch(req, [&](Batch&& batch) {
+      batches.push_back(std::move(batch));
+      return true;
+    });
+    EXPECT_TRUE(result.ok()) << result.describe();
+    return batches;
   }
 
-  CallResult apply(const Json& cs) {
-    auto result = client_.apply(cs);
-    EXPECT_TRUE(result.ok()) << statusName(result.status) << ": " << result.message;
+  /// A changeset written as the JSON document the host sends, applied without checking the
+  /// outcome.
+  ApplyOutcome applyDocument(const std::string& stream, const std::string& mode, Json changes) {
+    const auto [changeset, apply_mode] = changesetFromJson({{"stream", stream},
+                                                            {"key_fields", Json::array()},
+                                                            {"mode", mode},
+                                                            {"changes", std::move(changes)}});
+    return instance_.apply(changeset, apply_mode);
+  }
+
+  /// applyDocument, expecting the call to succeed.
+  ApplyOutcome apply(const std::string& stream, const std::string& mode, Json changes) {
+    auto result = applyDocument(stream, mode, std::move(changes));
+    EXPECT_TRUE(result.ok()) << result.describe();
     return result;
   }
 
-  static std::vector<int> ids(const CallResult& result, const char* field = "id") {
+  /// The message, every log line and every failure message so far: where a leak would show.
+  std::string everything(const CallOutcome& outcome) const {
+    std::string text = outcome.message;
+    for (const auto& line : plugin_.host().logs()) text += "\n" + line.message;
+    for (const auto& message : plugin_.host().failMessages()) text += "\n" + message;
+    return text;
+  }
+
+  static std::vector<int> ids(const std::vector<Record>& records, const char* field = "id") {
     std::vector<int> out;
-    for (const auto& record : result.records()) out.push_back(record.at(field).get<int>());
+    for (const auto& record : records) out.push_back(record.fields.at(field).get<int>());
     return out;
   }
 
   std::string url_;
   std::string schema_;
   std::unique_ptr<Sql> sql_;
-  PluginClient client_{SYNCPOD_POSTGRES_PLUGIN};
+  PluginHandle plugin_ = PluginHandle::load(SYNCPOD_TESTKIT_PLUGIN_FILE);
+  Instance instance_;
 };
 
 TEST_F(PostgresTest, ManifestIsValid) {
-  const Json manifest = client_.manifest();
+  const Json manifest = plugin_.manifestJson();
   EXPECT_TRUE(manifestProblems(manifest).empty()) << manifest.dump(2);
   EXPECT_EQ(manifest["id"], "postgres");
   EXPECT_EQ(manifest["capabilities"]["configurable_streams"], true);
@@ -158,9 +144,10 @@ TEST_F(PostgresTest, ManifestIsValid) {
 
 TEST_F(PostgresTest, BadConfigIsRejectedByTheSchema) {
   const auto expect_invalid = [&](const Json& cfg, const std::string& part) {
-    const auto result = client_.open(cfg);
+    const auto result = plugin_.open(cfg);
     EXPECT_EQ(result.status, SYNCPOD_INVALID) << cfg.dump();
-    EXPECT_NE(result.message.find(part), std::string::npos) << result.message << " for " << cfg.dump();
+    EXPECT_NE(result.message.find(part), std::string::npos)
+        << result.message << " for " << cfg.dump();
   };
   expect_invalid({{"streams", Json::object()}}, "/url: is required");
   expect_invalid({{"url", "mysql://x"}, {"streams", Json::object()}}, "/url: must match");
@@ -179,7 +166,7 @@ TEST_F(PostgresTest, BadConfigIsRejectedByTheSchema) {
   expect_invalid(extra, "/password: is not a known setting");
 
   // A URL libpq cannot parse is refused at open, without its password.
-  const auto result = client_.open(
+  const auto result = plugin_.open(
       {{"url", "postgresql://u:Sup3rSecretPw@db/x?bogus_option=1"}, {"streams", Json::object()}});
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_EQ(result.message.find("Sup3rSecretPw"), std::string::npos) << result.message;
@@ -197,18 +184,24 @@ TEST_F(PostgresTest, FullFetchPagesThroughTheTableWithNaturalJsonTypes) {
       "generate_series(1, 23) i");
   open(config({{"users", {{"table", "users"}}}}, 5));
 
-  const auto result = fetch(request("users", "full", 7));
-  EXPECT_EQ(result.batchSizes(), (std::vector<std::size_t>{7, 7, 7, 2}));
+  std::vector<Record> records;
+  std::vector<std::size_t> sizes;
+  for (auto& batch : fetchBatches(request("users", FetchMode::Full, 7))) {
+    sizes.push_back(batch.records.size());
+    for (auto& record : batch.records) records.push_back(std::move(record));
+  }
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{7, 7, 7, 2}));
   std::vector<int> expected;
   for (int i = 1; i <= 23; ++i) expected.push_back(i);
-  EXPECT_EQ(ids(result), expected);
-  const Json first = result.records()[0];
+  EXPECT_EQ(ids(records), expected);
+  ASSERT_FALSE(records.empty());
+  const Json first = records[0].fields;
   EXPECT_EQ(first,
             Json::parse(
                 R"({"id": 1, "name": "user 1", "active": false, "score": 1.25, "born": "2000-01-02",
       "seen": "2024-05-01T09:00:00+00:00", "data": {"n": 1, "even": false}, "raw": [1, 2], "tags": ["a", "b"],
       "note": null})"));
-  EXPECT_FALSE(result.recordDocuments()[0].contains("version"));
+  EXPECT_FALSE(records[0].version.has_value());
 }
 
 TEST_F(PostgresTest, FullFetchWithColumnSubsetAndRequestKeyFields) {
@@ -217,31 +210,31 @@ TEST_F(PostgresTest, FullFetchWithColumnSubsetAndRequestKeyFields) {
   sql("INSERT INTO people SELECT i, 'p' || i || '@x', 'P' || i, 'hidden' FROM generate_series(1, "
       "4) i");
   open(config({{"people", {{"table", "people"}, {"columns", {"name"}}}}}, 3));
-  auto req = request("people", "full");
+  auto req = request("people", FetchMode::Full);
   const auto by_id = fetch(req);
-  ASSERT_EQ(by_id.records().size(), 4U);
-  EXPECT_EQ(by_id.records()[0],
+  ASSERT_EQ(by_id.records.size(), 4U);
+  EXPECT_EQ(by_id.records[0].fields,
             Json({{"id", 1}, {"name", "P1"}}));  // key column added, secret left out
 
-  req["key_fields"] = {"email"};
+  req.key_fields = {"email"};
   const auto by_email = fetch(req);
-  ASSERT_EQ(by_email.records().size(), 4U);
-  EXPECT_EQ(by_email.records()[0], Json({{"email", "p1@x"}, {"name", "P1"}}));
+  ASSERT_EQ(by_email.records.size(), 4U);
+  EXPECT_EQ(by_email.records[0].fields, Json({{"email", "p1@x"}, {"name", "P1"}}));
 }
 
 TEST_F(PostgresTest, KeysFetchFindsRequestedKeysInBatchesAndSkipsMissingOnes) {
   sql("CREATE TABLE items (id bigint PRIMARY KEY, label text)");
   sql("INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 20) i");
   open(config({{"items", {{"table", "items"}}}}, 2));
-  auto req = request("items", "keys");
-  req["keys"] = {{"3"}, {"17"}, {"999"}, {"abc"}, {"5"}, {""}};  // "abc" and "" cannot be bigints
+  auto req = request("items", FetchMode::Keys);
+  req.keys = {{"3"}, {"17"}, {"999"}, {"abc"}, {"5"}, {""}};  // "abc" and "" cannot be bigints
   const auto result = fetch(req);
-  auto found = ids(result);
+  auto found = ids(result.records);
   std::sort(found.begin(), found.end());
   EXPECT_EQ(found, (std::vector<int>{3, 5, 17}));
 
-  req["keys"] = Json::array({Json::array({"1", "2"})});
-  const auto wrong = client_.fetch(req);
+  req.keys = {{"1", "2"}};
+  const auto wrong = instance_.fetch(req);
   EXPECT_EQ(wrong.status, SYNCPOD_INVALID);
   EXPECT_NE(wrong.message.find("key 1"), std::string::npos) << wrong.message;
 }
@@ -252,17 +245,17 @@ TEST_F(PostgresTest, CompositeKeysFetchAndApply) {
   sql("INSERT INTO stock VALUES ('eu', 1, 10), ('eu', 2, 20), ('us', 1, 30), ('us', 2, 40), ('eu', "
       "3, 50)");
   open(config({{"stock", {{"table", "stock"}}}}, 2));
-  const auto all = fetch(request("stock", "full"));
+  const auto all = fetch(request("stock", FetchMode::Full));
   std::vector<std::string> keys;
-  for (const auto& record : all.records()) {
-    keys.push_back(record["region"].get<std::string>() + std::to_string(record["id"].get<int>()));
+  for (const auto& record : all.records) {
+    keys.push_back(record.fields["region"].get<std::string>() +
+                   std::to_string(record.fields["id"].get<int>()));
   }
   EXPECT_EQ(keys, (std::vector<std::string>{"eu1", "eu2", "eu3", "us1", "us2"}));
 
-  auto req = request("stock", "keys");
-  req["keys"] =
-      Json::array({Json::array({"us", "2"}), Json::array({"eu", "9"}), Json::array({"eu", "1"})});
-  auto found = fetch(req).records();
+  auto req = request("stock", FetchMode::Keys);
+  req.keys = {{"us", "2"}, {"eu", "9"}, {"eu", "1"}};
+  auto found = fetch(req).records;
   ASSERT_EQ(found.size(), 2U);
 
   const Json changes = {
@@ -270,11 +263,11 @@ TEST_F(PostgresTest, CompositeKeysFetchAndApply) {
       {{"op", "delete"}, {"key", {"eu", "1"}}},
       {{"op", "create"}, {"key", {"us", "3"}}, {"fields", {{"qty", 5}}}},
   };
-  EXPECT_EQ(apply(changeset("stock", "commit", changes)).statuses(),
+  EXPECT_EQ(statuses(apply("stock", "commit", changes)),
             (std::vector<std::string>{"applied", "applied", "applied"}));
   EXPECT_EQ(sql("SELECT region, id, qty FROM stock ORDER BY 1, 2"),
             "eu|2|20\neu|3|50\nus|1|30\nus|2|41\nus|3|5");
-  EXPECT_EQ(apply(changeset("stock", "commit", changes)).statuses(),
+  EXPECT_EQ(statuses(apply("stock", "commit", changes)),
             (std::vector<std::string>{"noop", "noop", "noop"}));
 }
 
@@ -288,41 +281,48 @@ TEST_F(PostgresTest, IncrementalFetchResumesFromAnyCursorAcrossEqualTimestamps) 
       "(6, 'f', '2024-01-02 00:00:00+00'), (7, 'g', '2023-12-31 00:00:00+00'), (8, 'h', NULL)");
   open(config({{"events", {{"table", "events"}, {"updated_column", "updated_at"}}}}, 2));
 
-  const auto first = fetch(request("events", "incremental", 1));
-  EXPECT_EQ(ids(first),
+  const auto first = fetchBatches(request("events", FetchMode::Incremental, 1));
+  std::vector<Record> records;
+  std::optional<std::string> last_cursor;
+  for (const auto& batch : first) {
+    records.insert(records.end(), batch.records.begin(), batch.records.end());
+    if (batch.cursor) last_cursor = batch.cursor;
+  }
+  EXPECT_EQ(ids(records),
             (std::vector<int>{7, 1, 2, 3, 4, 5, 6}));  // NULL updated_at: never incremental
-  EXPECT_EQ(first.recordDocuments()[0]["version"], "2023-12-31T00:00:00+00:00");
-  ASSERT_TRUE(first.cursor());
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records[0].version, "2023-12-31T00:00:00+00:00");
+  ASSERT_TRUE(last_cursor);
 
   // Resuming from the cursor any batch carried never skips a record after that batch (it may
   // repeat some of the batch: a cursor is only as far as the last complete page).
-  const auto all = ids(first);
+  const auto all = ids(records);
   std::size_t seen = 0;
   bool resumed_inside_group = false;
-  for (const auto& document : first.documents) {
-    seen += document["records"].size();
-    if (!document.contains("cursor")) continue;
-    auto resume = request("events", "incremental", 100);
-    resume["cursor"] = document["cursor"];
-    const auto rest = ids(fetch(resume));
-    ASSERT_GE(rest.size(), all.size() - seen) << "after cursor " << document["cursor"];
+  for (const auto& batch : first) {
+    seen += batch.records.size();
+    if (!batch.cursor) continue;
+    auto resume = request("events", FetchMode::Incremental, 100);
+    resume.cursor = batch.cursor;
+    const auto rest = ids(fetch(resume).records);
+    ASSERT_GE(rest.size(), all.size() - seen) << "after cursor " << *batch.cursor;
     EXPECT_EQ(rest, std::vector<int>(all.end() - static_cast<long>(rest.size()), all.end()))
-        << "after cursor " << document["cursor"];
+        << "after cursor " << *batch.cursor;
     resumed_inside_group = resumed_inside_group || rest == std::vector<int>{4, 5, 6};
   }
   EXPECT_TRUE(resumed_inside_group) << "a page boundary should fall inside the equal timestamps";
 
-  auto resume = request("events", "incremental");
-  resume["cursor"] = *first.cursor();
-  EXPECT_TRUE(fetch(resume).records().empty());
+  auto resume = request("events", FetchMode::Incremental);
+  resume.cursor = last_cursor;
+  EXPECT_TRUE(fetch(resume).records.empty());
   sql("UPDATE events SET body = 'c2', updated_at = '2024-02-01 00:00:00+00' WHERE id = 3");
   const auto later = fetch(resume);
-  EXPECT_EQ(ids(later), std::vector<int>{3});
+  EXPECT_EQ(ids(later.records), std::vector<int>{3});
 
-  resume["cursor"] = "not a cursor";
-  EXPECT_EQ(client_.fetch(resume).status, SYNCPOD_INVALID);
+  resume.cursor = "not a cursor";
+  EXPECT_EQ(instance_.fetch(resume).status, SYNCPOD_INVALID);
   open(config({{"events", {{"table", "events"}}}}));
-  const auto unsupported = client_.fetch(request("events", "incremental"));
+  const auto unsupported = instance_.fetch(request("events", FetchMode::Incremental));
   EXPECT_EQ(unsupported.status, SYNCPOD_INVALID);
   EXPECT_NE(unsupported.message.find("updated_column"), std::string::npos) << unsupported.message;
 }
@@ -351,26 +351,26 @@ TEST_F(PostgresTest, ApplyThenSecondApplyIsAllNoop) {
       {{"op", "update"}, {"key", {"9"}}, {"fields", {{"name", "x"}}}},  // missing row
       {{"op", "delete"}, {"key", {"9"}}},                               // missing row
   };
-  const auto first = apply(changeset("users", "commit", changes));
-  EXPECT_EQ(first.statuses(), (std::vector<std::string>{"applied", "applied", "applied", "noop",
-                                                        "conflict", "noop"}));
+  const auto first = apply("users", "commit", changes);
+  EXPECT_EQ(statuses(first), (std::vector<std::string>{"applied", "applied", "applied", "noop",
+                                                       "conflict", "noop"}));
   EXPECT_EQ(sql("SELECT id, name, score, data, tags, seen, active FROM users ORDER BY id"),
             "1|Ada L.|2.35|NULL|NULL|NULL|t\n"
             "2|Bob|NULL|NULL|NULL|NULL|t\n"
             "4|Dee|1.50|{\"a\":[1,2],\"b\":1}|{3,1}|2024-05-01 08:00:00+00|t");
 
-  const auto second = apply(changeset("users", "commit", changes));
-  EXPECT_EQ(second.statuses(),
+  const auto second = apply("users", "commit", changes);
+  EXPECT_EQ(statuses(second),
             (std::vector<std::string>{"noop", "noop", "noop", "noop", "conflict", "noop"}));
 
   // What a fetch returns, applied back as creates, changes nothing either.
   Json creates = Json::array();
-  for (const auto& record : fetch(request("users", "full")).records()) {
-    creates.push_back(
-        {{"op", "create"}, {"key", {std::to_string(record["id"].get<int>())}}, {"fields", record}});
+  for (const auto& record : fetch(request("users", FetchMode::Full)).records) {
+    creates.push_back({{"op", "create"},
+                       {"key", {std::to_string(record.fields["id"].get<int>())}},
+                       {"fields", record.fields}});
   }
-  for (const auto& status : apply(changeset("users", "commit", creates)).statuses())
-    EXPECT_EQ(status, "noop");
+  for (const auto& status : statuses(apply("users", "commit", creates))) EXPECT_EQ(status, "noop");
 }
 
 TEST_F(PostgresTest, EveryCommonTypeRoundTripsWithoutChanges) {
@@ -393,9 +393,9 @@ TEST_F(PostgresTest, EveryCommonTypeRoundTripsWithoutChanges) {
       "'{\"a\": [1, 2.5, null], \"b\": {\"c\": \"d\"}}', '{\"z\": 1,  \"a\": 2}', "
       "ARRAY['a,b', 'c\"d', NULL, ''], '{{1,2},{3,4}}', 'happy', 42, NULL)");
   open(config({{"everything", {{"table", "everything"}}}}));
-  const auto fetched = fetch(request("everything", "full"));
-  ASSERT_EQ(fetched.records().size(), 1U);
-  const Json record = fetched.records()[0];
+  const auto fetched = fetch(request("everything", FetchMode::Full));
+  ASSERT_EQ(fetched.records.size(), 1U);
+  const Json record = fetched.records[0].fields;
   EXPECT_EQ(record["big"], 9007199254740993LL);
   EXPECT_EQ(record["code"], "ab  ");
   EXPECT_EQ(record["grid"], Json::parse("[[1,2],[3,4]]"));
@@ -406,15 +406,17 @@ TEST_F(PostgresTest, EveryCommonTypeRoundTripsWithoutChanges) {
   const Json create = {{"op", "create"}, {"key", {record["id"]}}, {"fields", record}};
   Json update = {{"op", "update"}, {"key", {record["id"]}}, {"fields", record}};
   update["fields"].erase("id");
-  const auto result = apply(changeset("everything", "commit", {create, update}));
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"noop", "noop"})) << result.documents[0];
+  const auto result = apply("everything", "commit", {create, update});
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"noop", "noop"}))
+      << (result.results.empty() ? result.describe() : result.results[0].message);
   EXPECT_EQ(sql("SELECT xmin, * FROM everything"), before);
 
   // And written into an empty table, the same record reads back equal.
   sql("DELETE FROM everything");
-  EXPECT_EQ(apply(changeset("everything", "commit", {create})).statuses(),
-            std::vector<std::string>{"applied"});
-  EXPECT_EQ(fetch(request("everything", "full")).records()[0], record);
+  EXPECT_EQ(statuses(apply("everything", "commit", {create})), std::vector<std::string>{"applied"});
+  const auto written = fetch(request("everything", FetchMode::Full));
+  ASSERT_EQ(written.records.size(), 1U);
+  EXPECT_EQ(written.records[0].fields, record);
 }
 
 TEST_F(PostgresTest, PlanWritesNothingAndPredictsCommit) {
@@ -428,12 +430,12 @@ TEST_F(PostgresTest, PlanWritesNothingAndPredictsCommit) {
       {{"op", "delete"}, {"key", {"2"}}},
   };
   const std::string before = sql("SELECT id, name, xmin FROM users ORDER BY id");
-  const auto plan = apply(changeset("users", "plan", changes));
-  EXPECT_EQ(plan.statuses(), (std::vector<std::string>{"applied", "noop", "rejected", "applied"}));
+  const auto plan = apply("users", "plan", changes);
+  EXPECT_EQ(statuses(plan), (std::vector<std::string>{"applied", "noop", "rejected", "applied"}));
   EXPECT_EQ(sql("SELECT id, name, xmin FROM users ORDER BY id"), before);
 
-  const auto commit = apply(changeset("users", "commit", changes));
-  EXPECT_EQ(commit.statuses(), plan.statuses());
+  const auto commit = apply("users", "commit", changes);
+  EXPECT_EQ(statuses(commit), statuses(plan));
   EXPECT_EQ(sql("SELECT id, name FROM users ORDER BY id"), "1|Ada\n3|Cy");
 }
 
@@ -460,14 +462,15 @@ TEST_F(PostgresTest, RowFailuresRejectOnlyTheirChange) {
   // Truncated to four characters this would equal the stored value; it must fail, not be a noop.
   changes.push_back({{"op", "update"}, {"key", {"1"}}, {"fields", {{"code", "ABCDE"}}}});
 
-  const auto result = apply(changeset("users", "commit", changes));
-  const auto results = result.results();
+  const auto result = apply("users", "commit", changes);
+  const auto& results = result.results;
   ASSERT_EQ(results.size(), changes.size());
-  const auto message = [&](std::size_t i) { return results[i].value("message", ""); };
+  const auto message = [&](std::size_t i) { return results[i].message; };
   for (std::size_t i = 0; i < results.size(); ++i) {
     const bool bad =
         i == 10 || i == 20 || i == 30 || i == 40 || i == 50 || i == 55 || i == 59 || i == 62;
-    EXPECT_EQ(results[i]["status"], bad ? "rejected" : "applied") << i << ": " << results[i];
+    EXPECT_EQ(toString(results[i].status), bad ? "rejected" : "applied")
+        << i << ": " << results[i].message;
   }
   EXPECT_NE(message(10).find("age_positive"), std::string::npos) << message(10);
   EXPECT_NE(message(20).find("\"name\""), std::string::npos) << message(20);
@@ -489,12 +492,11 @@ TEST_F(PostgresTest, LockTimeoutMakesThatChangeRetryable) {
   open(cfg);
   Sql holder(url_);
   holder("BEGIN; SELECT * FROM " + schema_ + ".users WHERE id = 1 FOR UPDATE");
-  const auto result =
-      apply(changeset("users", "commit",
-                      {{{"op", "update"}, {"key", {"1"}}, {"fields", {{"name", "A"}}}},
-                       {{"op", "update"}, {"key", {"2"}}, {"fields", {{"name", "B"}}}}}));
+  const auto result = apply("users", "commit",
+                            {{{"op", "update"}, {"key", {"1"}}, {"fields", {{"name", "A"}}}},
+                             {{"op", "update"}, {"key", {"2"}}, {"fields", {{"name", "B"}}}}});
   holder("ROLLBACK");
-  EXPECT_EQ(result.statuses(), (std::vector<std::string>{"retryable", "applied"}));
+  EXPECT_EQ(statuses(result), (std::vector<std::string>{"retryable", "applied"}));
   EXPECT_EQ(sql("SELECT name FROM users ORDER BY id"), "Ada\nB");
 }
 
@@ -503,27 +505,27 @@ TEST_F(PostgresTest, UnknownTablesAndColumnsAreInvalidAndNamed) {
   open(config({{"ghosts", {{"table", "nope"}}},
                {"users", {{"table", "users"}, {"key_fields", {"uid"}}}},
                {"typo", {{"table", "users"}, {"columns", {"nmae"}}}}}));
-  auto result = client_.fetch(request("ghosts", "full"));
+  CallOutcome result = instance_.fetch(request("ghosts", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("table " + schema_ + ".nope does not exist"), std::string::npos)
       << result.message;
 
-  result = client_.fetch(request("users", "full"));
+  result = instance_.fetch(request("users", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("has no column \"uid\" (key_fields)"), std::string::npos)
       << result.message;
 
-  result = client_.apply(changeset("typo", "commit", Json::array()));
+  result = applyDocument("typo", "commit", Json::array());
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("has no column \"nmae\" (columns)"), std::string::npos)
       << result.message;
 
-  result = client_.fetch(request("orders", "full"));
+  result = instance_.fetch(request("orders", FetchMode::Full));
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find("\"orders\" is not configured"), std::string::npos)
       << result.message;
 
-  result = client_.check();
+  result = instance_.check();
   EXPECT_EQ(result.status, SYNCPOD_INVALID);
   EXPECT_NE(result.message.find(".nope does not exist"), std::string::npos) << result.message;
   EXPECT_NE(result.message.find("\"uid\""), std::string::npos) << result.message;
@@ -538,20 +540,20 @@ TEST_F(PostgresTest, CheckVerifiesTablesPrivilegesAndUniqueKeys) {
       config({{"users", {{"table", "users"}}},
               {"log_read", {{"table", "log"}, {"key_fields", {"id"}}, {"read_only", true}}},
               {"view", {{"table", "active_users"}, {"key_fields", {"id"}}, {"read_only", true}}}}));
-  const auto good = client_.check();
-  EXPECT_TRUE(good.ok()) << good.message;
+  const auto good = instance_.check();
+  EXPECT_TRUE(good.ok()) << good.describe();
 
   open(config({{"log", {{"table", "log"}, {"key_fields", {"id"}}}}}));
-  const auto bad = client_.check();
+  const auto bad = instance_.check();
   EXPECT_EQ(bad.status, SYNCPOD_INVALID);
   EXPECT_NE(bad.message.find("no unique index or constraint on (id)"), std::string::npos)
       << bad.message;
-  const auto create = client_.apply(
-      changeset("log", "commit", {{{"op", "create"}, {"key", {"1"}}, {"fields", Json::object()}}}));
+  const auto create = applyDocument(
+      "log", "commit", {{{"op", "create"}, {"key", {"1"}}, {"fields", Json::object()}}});
   EXPECT_EQ(create.status, SYNCPOD_INVALID);
 
   open(config({{"log", {{"table", "log"}, {"key_fields", {"id"}}, {"read_only", true}}}}));
-  const auto read_only = client_.apply(changeset("log", "commit", Json::array()));
+  const auto read_only = applyDocument("log", "commit", Json::array());
   EXPECT_EQ(read_only.status, SYNCPOD_INVALID);
   EXPECT_NE(read_only.message.find("read_only"), std::string::npos) << read_only.message;
 }
@@ -562,32 +564,33 @@ TEST_F(PostgresTest, PasswordNeverAppearsInMessagesOrLogs) {
   const std::string host_part = url_.substr(url_.find('@') + 1);
   const std::string wrong_role = "postgresql://no_such_role:" + secret + "@" + host_part;
   open({{"url", wrong_role}, {"streams", {{"users", {{"table", "users"}}}}}});
-  auto result = client_.check();
-  EXPECT_EQ(result.status, SYNCPOD_UNAUTHORIZED) << result.message;
+  CallOutcome result = instance_.check();
+  EXPECT_EQ(result.status, SYNCPOD_UNAUTHORIZED) << result.describe();
   EXPECT_NE(result.message.find("no_such_role:***@"), std::string::npos) << result.message;
-  EXPECT_EQ(result.everything().find(secret), std::string::npos) << result.everything();
-  result = client_.fetch(request("users", "full"));
-  EXPECT_EQ(result.everything().find(secret), std::string::npos) << result.everything();
+  EXPECT_EQ(everything(result).find(secret), std::string::npos) << everything(result);
+  result = instance_.fetch(request("users", FetchMode::Full));
+  EXPECT_EQ(result.status, SYNCPOD_UNAUTHORIZED) << result.describe();
+  EXPECT_EQ(everything(result).find(secret), std::string::npos) << everything(result);
 
   // Nothing listens on port 1: a temporary failure, and again no password.
   open({{"url", "postgresql://postgres:" + secret + "@127.0.0.1:1/syncpod"},
         {"streams", {{"users", {{"table", "users"}}}}},
         {"connect_timeout_s", 2}});
-  result = client_.check();
-  EXPECT_EQ(result.status, SYNCPOD_RETRYABLE) << result.message;
+  result = instance_.check();
+  EXPECT_EQ(result.status, SYNCPOD_RETRYABLE) << result.describe();
   EXPECT_NE(result.message.find("postgresql://postgres:***@127.0.0.1:1/syncpod"), std::string::npos)
       << result.message;
-  EXPECT_EQ(result.everything().find(secret), std::string::npos) << result.everything();
+  EXPECT_EQ(everything(result).find(secret), std::string::npos) << everything(result);
 
   // A password given as a URL parameter is hidden as well.
   const std::string base =
       url_.find('?') == std::string::npos ? url_ : url_.substr(0, url_.find('?'));
   open({{"url", base + "x_missing_db?password=" + secret},
         {"streams", {{"users", {{"table", "users"}}}}}});
-  result = client_.check();
-  EXPECT_EQ(result.status, SYNCPOD_INVALID) << result.message;
+  result = instance_.check();
+  EXPECT_EQ(result.status, SYNCPOD_INVALID) << result.describe();
   EXPECT_NE(result.message.find("does not exist"), std::string::npos) << result.message;
-  EXPECT_EQ(result.everything().find(secret), std::string::npos) << result.everything();
+  EXPECT_EQ(everything(result).find(secret), std::string::npos) << everything(result);
 }
 
 }  // namespace
