@@ -62,7 +62,9 @@ void SyncpodApplication::defineOptions(Poco::Util::OptionSet& options) {
     options.addOption(Poco::Util::Option(flagOf(key), "", description).argument("value"));
   }
   for (const auto& flag : command_.switches()) {
-    options.addOption(Poco::Util::Option(flag.name, "", flag.help));
+    Poco::Util::Option option(flag.name, "", flag.help);
+    if (!flag.argument.empty()) option.argument(flag.argument);
+    options.addOption(option);
   }
 }
 
@@ -74,7 +76,7 @@ void SyncpodApplication::handleOption(const std::string& name, const std::string
   } else if (name == "config") {
     config_file_ = value;
   } else if (isSwitch(name)) {
-    command_.enableSwitch(name);
+    command_.enableSwitch(name, value);
   } else {
     flags_[keyOf(name)] = value;
   }

@@ -9,10 +9,12 @@
 
 namespace syncpod::app {
 
-/// A flag without a value (`--json`) that one command accepts besides the settings.
+/// An option one command accepts besides the settings: a flag (`--json`), or with `argument`
+/// set, an option with a value (`--scope=write`).
 struct CommandSwitch {
   std::string name;  ///< without the dashes
   std::string help;
+  std::string argument;  ///< the value's name in --help; empty for a flag
 };
 
 /// One `syncpod <name>` subcommand.
@@ -29,7 +31,10 @@ class Command {
   virtual std::vector<std::string> settingKeys() const { return {}; }
   /// Switches this command accepts; each one given is passed to enableSwitch() before run().
   virtual std::vector<CommandSwitch> switches() const { return {}; }
-  virtual void enableSwitch(const std::string& name) { (void)name; }
+  virtual void enableSwitch(const std::string& name, const std::string& value) {
+    (void)name;
+    (void)value;
+  }
   /// Runs with resolved settings and positional arguments; returns the exit code. Startup
   /// errors are thrown as core::StartupError and printed by the application as one line.
   virtual int run(const core::Settings& settings, const std::vector<std::string>& args) = 0;
@@ -41,5 +46,6 @@ CommandPtr makeMigrateCommand();
 CommandPtr makePluginsCommand();
 CommandPtr makeServeCommand();
 CommandPtr makeRunJobCommand();
+CommandPtr makeTokensCommand();
 
 }  // namespace syncpod::app

@@ -152,5 +152,38 @@ TEST_F(CliTest, SettingsComeFromEnvironment) {
   EXPECT_EQ(queryScalar(target_, "SELECT count(*) > 0 FROM schema_migrations"), "t");
 }
 
+TEST_F(CliTest, TokensAreCreatedListedAndRevoked) {
+  ASSERT_EQ(run(command("migrate")).exit_code, 0);
+  // The token alone on stdout, so that scripts can capture it; the notice on stderr.
+  const auto created = runSplit(command("tokens", {"create", "--name=ci", "--scope=write"}));
+  ASSERT_EQ(created.exit_code, 0) << created.errors;
+  const auto secret = created.output.substr(0, created.output.find('\n'));
+  EXPECT_EQ(secret.rfind("sp_", 0), 0U) << created.output;
+  EXPECT_EQ(created.output, secret + "\n");
+  EXPECT_NE(created.errors.find("shown only this once"), std::string::npos) << created.errors;
+
+  const auto listed = runSplit(command("tokens", {"list", "--json"}));
+  ASSERT_EQ(listed.exit_code, 0) << listed.errors;
+  const auto tokens = nlohmann::json::parse(listed.output);
+  ASSERT_EQ(tokens.size(), 1U) << listed.output;
+  EXPECT_EQ(tokens[0]["name"], "ci");
+  EXPECT_EQ(tokens[0]["scope"], "write");
+  EXPECT_EQ(tokens[0]["prefix"], secret.substr(0, 7));
+  EXPECT_TRUE(tokens[0]["revoked_at"].is_null());
+  EXPECT_EQ(listed.output.find(secret), std::string::npos) << "the token is shown only once";
+
+  const auto taken = runSplit(command("tokens", {"create", "--name=ci", "--scope=read"}));
+  EXPECT_EQ(taken.exit_code, 1);
+  EXPECT_NE(taken.errors.find("a token named 'ci' exists already"), std::string::npos) << taken.errors;
+  const auto bad_scope = runSplit(command("tokens", {"create", "--name=x", "--scope=root"}));
+  EXPECT_EQ(bad_scope.exit_code, 64);
+  EXPECT_NE(bad_scope.errors.find("not 'root'"), std::string::npos) << bad_scope.errors;
+
+  EXPECT_EQ(runSplit(command("tokens", {"revoke", "--name=ci"})).exit_code, 0);
+  const auto after = nlohmann::json::parse(runSplit(command("tokens", {"list", "--json"})).output);
+  EXPECT_TRUE(after[0]["revoked_at"].is_string()) << after.dump();
+  EXPECT_EQ(runSplit(command("tokens", {"revoke", "--name=nobody"})).exit_code, 1);
+}
+
 }  // namespace
 }  // namespace syncpod::testing

@@ -172,7 +172,7 @@ class PluginsCommand final : public Command {
   std::vector<CommandSwitch> switches() const override {
     return {{"json", "print JSON instead of text"}};
   }
-  void enableSwitch(const std::string& name) override {
+  void enableSwitch(const std::string& name, const std::string&) override {
     if (name == "json") json_ = true;
   }
 

@@ -16,6 +16,7 @@
 #include "syncpod/core/errors.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/migrator.hpp"
+#include "syncpod/service/service.hpp"
 #include "syncpod/worker/worker.hpp"
 
 namespace syncpod::app {
@@ -80,6 +81,22 @@ worker::WorkerOptions workerOptions(const core::Settings& settings) {
   return options;
 }
 
+service::ServiceOptions serviceOptions(const core::Settings& settings) {
+  service::ServiceOptions options;
+  options.host = settings.get("http_host");
+  options.port = static_cast<int>(settings.integer("http_port", 0, 65535));
+  options.threads = static_cast<int>(settings.integer("http_threads", 1, 256));
+  options.max_json_depth = static_cast<int>(settings.integer("http_max_json_depth", 1, 1000));
+  options.read_timeout = settings.duration("http_read_timeout");
+  const auto body = settings.byteSize("http_max_body");
+  if (!body || *body > (1ULL << 30)) {
+    throw core::ConfigError("http_max_body (from " + settings.sourceOf("http_max_body") +
+                            ") must be a size up to 1GiB");
+  }
+  options.max_body_bytes = static_cast<std::size_t>(*body);
+  return options;
+}
+
 /// `syncpod serve --role=…`: runs one role (or all of them) until SIGTERM or SIGINT.
 class ServeCommand final : public Command {
  public:
@@ -97,7 +114,9 @@ class ServeCommand final : public Command {
     return {"role",           "rescue_interval",    "rescue_lease",      "plugin_path",
             "worker_capacity", "isolation",         "active_period",     "heartbeat_interval",
             "poll_interval",   "terminating_grace", "drain_deadline",    "stop_grace",
-            "job_memory_limit", "scale_interval",   "keda_polling_interval"};
+            "job_memory_limit", "scale_interval",   "keda_polling_interval", "http_host",
+            "http_port",        "http_threads",     "http_max_body",     "http_max_json_depth",
+            "http_read_timeout"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>&) override {
@@ -137,6 +156,11 @@ class ServeCommand final : public Command {
     std::unique_ptr<worker::Worker> first;
     if (runs_worker) {
       first = std::make_unique<worker::Worker>(target, *worker_options, plugins ? &*plugins : nullptr);
+    }
+    std::unique_ptr<service::Service> api;
+    if (role == "service" || role == "all") {
+      api = std::make_unique<service::Service>(target, serviceOptions(settings));
+      api->start();
     }
     std::shared_ptr<core::JobQueue> maintenance_queue;
     if (role == "singleton" || role == "all") {
@@ -204,6 +228,7 @@ class ServeCommand final : public Command {
       if (current_worker != nullptr) current_worker->retire();
     }
     stopping = true;
+    if (api) api->stop();
     if (worker_thread.joinable()) worker_thread.join();
     if (maintenance.joinable()) maintenance.join();
     spdlog::info("stopped");

@@ -91,10 +91,10 @@ class Worker::Impl {
   }
 
   void retire() {
-    const int signals = ++retire_requests_;
-    if (signals > 1) {
-      spdlog::info("worker {}: asked again to stop; running jobs still get their drain deadline, "
-                   "the terminating grace is cut short", id_);
+    // Called from the signal thread: it touches only atomics and the waiter.
+    if (++retire_requests_ > 1) {
+      spdlog::info("worker: asked again to stop; running jobs still get their drain deadline, "
+                   "the terminating grace is cut short");
     }
     waiter_->wake();
   }

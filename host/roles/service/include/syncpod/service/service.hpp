@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "syncpod/core/database.hpp"
+
+namespace syncpod::service {
+
+/// Limits and where to listen. The defaults are safe for a service exposed inside a cluster.
+struct ServiceOptions {
+  std::string host = "0.0.0.0";
+  int port = 8080;  ///< 0: any free port (tests); port() says which
+  /// Requests with a larger body are refused with 413 before it is read.
+  std::size_t max_body_bytes = 1 << 20;
+  /// JSON nested deeper than this is refused with 400.
+  int max_json_depth = 32;
+  /// Request-handling threads; also the number of database connections.
+  int threads = 8;
+  /// Connections waiting for a thread beyond this are refused.
+  int max_queued = 64;
+  /// How long a client may take to send a request's headers and body.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(10)};
+};
+
+/// The REST API (docs/api.md): an HTTP server on its own threads. start() returns once it
+/// listens; stop() waits for requests in flight.
+class Service {
+ public:
+  /// Connects the database connections at once; throws core::DatabaseUnavailable.
+  Service(core::DatabaseTarget target, ServiceOptions options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  /// Binds and starts serving; throws core::StartupError when the address cannot be bound.
+  void start();
+  void stop();
+  /// The port it listens on (the real one when options.port was 0).
+  int port() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace syncpod::service

@@ -1,0 +1,82 @@
+#include "api.hpp"
+
+#include <charconv>
+
+namespace syncpod::service {
+
+ApiResponse errorResponse(const ApiError& error) {
+  ApiResponse response;
+  response.status = error.status;
+  response.body = {{"error", {{"code", error.code}, {"message", error.message}, {"details", error.details}}}};
+  return response;
+}
+
+namespace {
+
+/// The deepest nesting of arrays and objects in `text`, counted without parsing, so that a
+/// hostile body is refused before a parser or a destructor recurses into it.
+int nestingDepth(const std::string& text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
+Json parseJsonObject(const std::string& body, int max_depth) {
+  if (body.empty()) throw ApiError{400, "invalid_json", "the request needs a JSON object body"};
+  if (nestingDepth(body) > max_depth) {
+    throw ApiError{400, "invalid_json",
+                   "the JSON body is nested deeper than " + std::to_string(max_depth) + " levels"};
+  }
+  try {
+    auto json = Json::parse(body);
+    if (!json.is_object()) {
+      throw ApiError{400, "invalid_json", std::string("the body must be a JSON object, not ") + json.type_name()};
+    }
+    return json;
+  } catch (const Json::parse_error& error) {
+    // nlohmann's message names the byte offset and what it expected.
+    std::string message = error.what();
+    if (const auto colon = message.find("parse error"); colon != std::string::npos) {
+      message = message.substr(colon);
+    }
+    throw ApiError{400, "invalid_json", "the body is not valid JSON: " + message,
+                   {{"byte", error.byte}}};
+  }
+}
+
+std::int64_t parseId(const std::string& text, const std::string& name) {
+  std::int64_t value = 0;
+  const auto end = text.data() + text.size();
+  const auto [last, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || last != end || value <= 0) {
+    throw ApiError{400, "invalid_id", name + " must be a positive integer, not '" +
+                                          text.substr(0, 40) + "'",
+                   {{"parameter", name}}};
+  }
+  return value;
+}
+
+}  // namespace syncpod::service

@@ -1,0 +1,51 @@
+#pragma once
+// Private to the service role: requests, responses and errors as the handlers see them.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "syncpod/core/api_tokens.hpp"
+
+namespace syncpod::service {
+
+using Json = nlohmann::json;
+
+/// A request once read: the body is complete and within the size limit.
+struct ApiRequest {
+  std::string method;
+  std::string path;                          ///< without the query string
+  std::map<std::string, std::string> query;  ///< decoded; the last value of a repeated name
+  std::map<std::string, std::string> params; ///< from the route pattern, e.g. {"id": "17"}
+  std::string authorization;                 ///< the Authorization header, "" when absent
+  std::string body;
+  std::optional<core::ApiToken> token;       ///< set once authenticated
+};
+
+struct ApiResponse {
+  int status = 200;
+  Json body;  ///< null: no body (204)
+  std::map<std::string, std::string> headers;
+};
+
+/// An error response: {"error": {"code", "message", "details"}}. Thrown by handlers and turned
+/// into the response by the router; `code` is a stable machine-readable word.
+struct ApiError {
+  int status = 400;
+  std::string code;
+  std::string message;
+  Json details = Json::object();
+};
+
+ApiResponse errorResponse(const ApiError& error);
+
+/// The body parsed as a JSON object, or ApiError 400 saying what is wrong and where.
+Json parseJsonObject(const std::string& body, int max_depth);
+
+/// A positive 64-bit id from a path segment, or ApiError 400 naming the parameter.
+std::int64_t parseId(const std::string& text, const std::string& name);
+
+}  // namespace syncpod::service

@@ -1,0 +1,110 @@
+#include "handlers.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+#include "backend.hpp"
+#include "syncpod/core/errors.hpp"
+#include "syncpod/core/migrator.hpp"
+#include "syncpod/service/service.hpp"
+
+namespace syncpod::service {
+namespace {
+
+Json optionalTime(const std::optional<core::TimePoint>& time) {
+  return time ? Json(isoTime(*time)) : Json(nullptr);
+}
+
+/// A JSON column as stored (text), as JSON again; null when absent or unreadable.
+Json storedJson(const std::optional<std::string>& text) {
+  if (!text || text->empty()) return nullptr;
+  auto json = Json::parse(*text, nullptr, false);
+  return json.is_discarded() ? Json(nullptr) : json;
+}
+
+Json jobJson(const core::Job& job) {
+  return {{"id", job.id},
+          {"integration_id", job.integration_id},
+          {"kind", core::toString(job.kind)},
+          {"state", core::toString(job.state)},
+          {"priority", job.priority},
+          {"run_at", isoTime(job.run_at)},
+          {"attempt", job.attempt},
+          {"max_attempts", job.max_attempts},
+          {"worker_id", job.worker_id ? Json(*job.worker_id) : Json(nullptr)},
+          {"claimed_at", optionalTime(job.claimed_at)},
+          {"finished_at", optionalTime(job.finished_at)},
+          {"cancel_requested_at", optionalTime(job.cancel_requested_at)},
+          {"payload", storedJson(job.payload_json)},
+          {"result", storedJson(job.result_json)},
+          {"last_error", job.last_error ? Json(*job.last_error) : Json(nullptr)},
+          {"created_at", isoTime(job.created_at)}};
+}
+
+ApiError unavailable(const core::Error& error) {
+  if (error.code == core::Error::Code::Unavailable) {
+    return {503, "unavailable", "the database cannot be reached; try again"};
+  }
+  return {500, "internal", "the database refused the request; see the service log"};
+}
+
+core::Job findJob(Backend& backend, const ApiRequest& request) {
+  const auto id = parseId(request.params.at("id"), "job id");
+  auto job = backend.queue().find(id);
+  if (!job) throw unavailable(job.error());
+  if (!*job) throw ApiError{404, "not_found", "no job " + std::to_string(id)};
+  return std::move(**job);
+}
+
+}  // namespace
+
+std::string isoTime(core::TimePoint time) {
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char text[40];
+  const auto length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
+  std::snprintf(text + length, sizeof text - length, ".%03dZ", static_cast<int>(millis % 1000));
+  return text;
+}
+
+void addRoutes(Router& router, const ServiceOptions&) {
+  // The process answers: nothing else is checked, so a database outage never restarts pods.
+  router.add("GET", "/healthz", std::nullopt,
+             [](ApiRequest&, Backend&) { return ApiResponse{200, {{"status", "ok"}}, {}}; });
+
+  // Ready when the database answers and the schema is the one this binary expects.
+  router.add("GET", "/readyz", std::nullopt, [](ApiRequest&, Backend& backend) {
+    try {
+      core::Migrator(backend.target(), core::embeddedMigrations()).requireCurrent();
+    } catch (const core::StartupError& error) {
+      return errorResponse({503, "not_ready", error.what()});
+    }
+    return ApiResponse{200, {{"status", "ready"}}, {}};
+  });
+
+  router.add("GET", "/api/v1/jobs/{id}", core::TokenScope::Read,
+             [](ApiRequest& request, Backend& backend) {
+               return ApiResponse{200, jobJson(findJob(backend, request)), {}};
+             });
+
+  router.add("POST", "/api/v1/jobs/{id}/cancel", core::TokenScope::Write,
+             [](ApiRequest& request, Backend& backend) {
+               const auto job = findJob(backend, request);
+               auto outcome = backend.queue().cancel(job.id);
+               if (!outcome) throw unavailable(outcome.error());
+               if (*outcome == core::CancelOutcome::AlreadyFinished) {
+                 throw ApiError{409, "conflict",
+                                "job " + std::to_string(job.id) + " already finished (" +
+                                    std::string(core::toString(job.state)) + ")"};
+               }
+               if (*outcome == core::CancelOutcome::NotFound) {
+                 throw ApiError{404, "not_found", "no job " + std::to_string(job.id)};
+               }
+               auto now = findJob(backend, request);
+               return ApiResponse{202, jobJson(now), {}};
+             });
+}
+
+}  // namespace syncpod::service
