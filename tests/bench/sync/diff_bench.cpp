@@ -4,14 +4,17 @@
 //
 // The systems are endpoints that generate their records batch by batch as a plugin's fetch
 // would deliver them (already parsed), and count the changes applied to them, so the figures
-// are those of the engine: indexing, hashing, comparing and batching. The time the generators
-// take alone is measured too and printed beside it.
+// are those of the engine: indexing, hashing, comparing and batching. The generators time
+// themselves during the sync (what they spend in fetch outside the engine's batch handler), and
+// the engine's figures are the sync's times less theirs, in wall time and in CPU time (on a
+// shared machine the CPU time varies less). The generators are also run alone once, as a check
+// of their own cost.
 //
 //   syncpod_sync_bench [--records=1000000] [--batch=1000]
 
 #include <sys/resource.h>
+#include <time.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -28,6 +31,27 @@ namespace {
 using namespace syncpod;
 using namespace syncpod::core;
 
+/// Seconds of wall time (steady) or of the calling thread's CPU time.
+double clockSeconds(clockid_t clock) {
+  timespec now{};
+  clock_gettime(clock, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+/// A duration in wall time and in CPU time.
+struct Times {
+  double wall_s = 0;
+  double cpu_s = 0;
+
+  static Times now() { return {clockSeconds(CLOCK_MONOTONIC), clockSeconds(CLOCK_THREAD_CPUTIME_ID)}; }
+  Times operator-(const Times& other) const { return {wall_s - other.wall_s, cpu_s - other.cpu_s}; }
+  Times& operator+=(const Times& other) {
+    wall_s += other.wall_s;
+    cpu_s += other.cpu_s;
+    return *this;
+  }
+};
+
 /// Records of a generated system: ids [0, records) minus the deleted, plus `added` new ones.
 class GeneratedEndpoint : public Endpoint {
  public:
@@ -39,6 +63,14 @@ class GeneratedEndpoint : public Endpoint {
 
   Result<Done> fetch(const FetchRequest& request, const BatchHandler& on_batch, const CallHooks&) override {
     if (request.mode != FetchMode::Full) return Error{Error::Code::Invalid, "the generator fetches in full only"};
+    // Everything but the handler's calls is the generator's own time.
+    Times started = Times::now();
+    const auto hand_over = [&](RecordBatch&& batch) {
+      generating += Times::now() - started;
+      const bool more = on_batch(std::move(batch));
+      started = Times::now();
+      return more;
+    };
     RecordBatch batch{request.stream, {}, std::nullopt};
     batch.records.reserve(request.batch_size);
     const long long last = is_source_ ? records_ + records_ / 100 : records_;
@@ -46,12 +78,14 @@ class GeneratedEndpoint : public Endpoint {
       if (is_source_ && i < records_ && i % 100 == 0) continue;  // 1 % deleted at the source
       batch.records.push_back({record(i), std::nullopt, false});
       if (batch.records.size() == request.batch_size) {
-        if (!on_batch(std::move(batch))) return Error{Error::Code::Cancelled, "stopped"};
+        if (!hand_over(std::move(batch))) return Error{Error::Code::Cancelled, "stopped"};
         batch = RecordBatch{request.stream, {}, std::nullopt};
         batch.records.reserve(request.batch_size);
       }
     }
-    if (!batch.records.empty() && !on_batch(std::move(batch))) return Error{Error::Code::Cancelled, "stopped"};
+    if (!batch.records.empty() && !hand_over(std::move(batch))) return Error{Error::Code::Cancelled, "stopped"};
+    batch = RecordBatch{};
+    generating += Times::now() - started;
     return Done{};
   }
 
@@ -69,6 +103,8 @@ class GeneratedEndpoint : public Endpoint {
   }
 
   long long applied[4] = {0, 0, 0, 0};
+  /// Time spent generating records (and freeing the batches the engine handed back).
+  Times generating;
 
  private:
   Json record(long long i) const {
@@ -113,8 +149,6 @@ long long option(int argc, char** argv, std::string_view name, long long fallbac
   return fallback;
 }
 
-double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,24 +173,23 @@ int main(int argc, char** argv) {
   }
 
   // The generators alone: both sides fetched, nothing else.
-  const auto generate_start = std::chrono::steady_clock::now();
-  long long generated = 0;
+  Times generate_alone;
   for (const bool is_source : {false, true}) {
     GeneratedEndpoint endpoint("generated", records, is_source);
     FetchRequest request;
     request.stream = "people";
     request.batch_size = static_cast<std::size_t>(batch);
-    (void)endpoint.fetch(request, [&](RecordBatch&& b) { generated += static_cast<long long>(b.records.size()); return true; }, {});
+    (void)endpoint.fetch(request, [](RecordBatch&&) { return true; }, {});
+    generate_alone += endpoint.generating;
   }
-  const double generate_s = seconds(std::chrono::steady_clock::now() - generate_start);
 
   GeneratedEndpoint source("generated", records, true);
   GeneratedEndpoint target("generated", records, false);
   NoState state;
   SyncEngine engine(*spec, source, target, state, {});
-  const auto start = std::chrono::steady_clock::now();
+  const Times start = Times::now();
   const auto report = engine.run({});
-  const double sync_s = seconds(std::chrono::steady_clock::now() - start);
+  const Times sync = Times::now() - start;
   if (!report) {
     std::fprintf(stderr, "sync failed: %s\n", report.error().message.c_str());
     return 1;
@@ -164,20 +197,24 @@ int main(int argc, char** argv) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const auto& people = report->streams.at(0);
-  const double engine_s = sync_s - generate_s;
+  Times generating = source.generating;
+  generating += target.generating;
+  const Times engine_times = sync - generating;
 
-  std::printf("records (target)                 %12lld\n", records);
-  std::printf("records (source)                 %12lld\n", static_cast<long long>(people.fetched_source));
-  std::printf("fields per record                %12d\n", 10);
-  std::printf("batch                            %12lld\n", batch);
-  std::printf("creates / updates / deletes      %6lld / %lld / %lld\n", target.applied[1], target.applied[2],
+  std::printf("records (target)                     %12lld\n", records);
+  std::printf("records (source)                     %12lld\n", static_cast<long long>(people.fetched_source));
+  std::printf("fields per record                    %12d\n", 10);
+  std::printf("batch                                %12lld\n", batch);
+  std::printf("creates / updates / deletes          %6lld / %lld / %lld\n", target.applied[1], target.applied[2],
               target.applied[3]);
-  std::printf("unchanged                        %12lld\n", static_cast<long long>(people.unchanged));
-  std::printf("full sync (s)                    %12.3f\n", sync_s);
-  std::printf("  generating records alone (s)   %12.3f\n", generate_s);
-  std::printf("  engine: index, diff, batch (s) %12.3f\n", engine_s);
-  std::printf("records compared per s (engine)  %12.0f\n", static_cast<double>(records) / engine_s);
-  std::printf("peak RSS (MB)                    %12.1f\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
+  std::printf("unchanged                            %12lld\n", static_cast<long long>(people.unchanged));
+  std::printf("                                         wall (s)     CPU (s)\n");
+  std::printf("full sync                            %12.3f%12.3f\n", sync.wall_s, sync.cpu_s);
+  std::printf("  generating records                 %12.3f%12.3f\n", generating.wall_s, generating.cpu_s);
+  std::printf("  engine: index, diff, batch         %12.3f%12.3f\n", engine_times.wall_s, engine_times.cpu_s);
+  std::printf("generating records alone             %12.3f%12.3f\n", generate_alone.wall_s, generate_alone.cpu_s);
+  std::printf("records compared per s (engine, CPU) %12.0f\n", static_cast<double>(records) / engine_times.cpu_s);
+  std::printf("peak RSS (MB)                        %12.1f\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
 
   // The generated difference is exact: the run is wrong if the engine found another one.
   if (target.applied[1] != records / 100 || target.applied[2] != records / 10 || target.applied[3] != records / 100) {

@@ -1,10 +1,18 @@
 #include "syncpod/core/sync/sync_engine.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
+#include <numeric>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,32 +46,70 @@ std::vector<std::string> splitKey(std::string_view key) {
 
 namespace {
 
-std::uint64_t mix(std::uint64_t seed, std::uint64_t value) {
-  // The finaliser of splitmix64 over the combination: cheap, and spreads small integers.
-  std::uint64_t x = seed ^ (value + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
+/// The finaliser of splitmix64: spreads every input bit over the whole result.
+inline std::uint64_t finalise(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
 }
 
+inline std::uint64_t mix(std::uint64_t seed, std::uint64_t value) {
+  return finalise(seed ^ (value + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2)));
+}
+
+/// A 64-bit hash of bytes, 8 at a time, inline: most field values and keys are short, and for
+/// them a call to std::hash costs more than the hashing. Each step is a bijection of the word,
+/// so two texts of one length that differ in one word never collide. Its low bits are not
+/// spread yet: callers pass it through mix() or finalise(). Not for hashes that outlive the
+/// process: the words are read in the machine's byte order.
+inline std::uint64_t hashBytes(std::string_view bytes) {
+  constexpr std::uint64_t k1 = 0x9e3779b97f4a7c15ULL;
+  constexpr std::uint64_t k2 = 0xc2b2ae3d27d4eb4fULL;
+  std::uint64_t h = bytes.size() * k1;
+  const char* p = bytes.data();
+  std::size_t n = bytes.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, p, 8);
+    h = std::rotl(h ^ (word * k2), 29) * k1;
+  }
+  if (n > 0) {
+    std::uint64_t word = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      word |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    }
+    h = std::rotl(h ^ (word * k2), 29) * k1;
+  }
+  return h;
+}
+
 enum Tag : std::uint64_t { kNull = 1, kFalse, kTrue, kInteger, kFloat, kString, kArray, kObject, kBinary };
 
-}  // namespace
+std::uint64_t hashOther(const Json& value);
 
-std::uint64_t hashValue(const Json& value) {
+/// hashValue, with the common scalar types inline (a full sync hashes every field it reads).
+inline std::uint64_t hashJson(const Json& value) {
   switch (value.type()) {
     case Json::value_t::null:
     case Json::value_t::discarded: return kNull;
-    case Json::value_t::boolean: return value.get<bool>() ? kTrue : kFalse;
+    case Json::value_t::boolean: return *value.get_ptr<const Json::boolean_t*>() ? kTrue : kFalse;
     case Json::value_t::number_integer:
-      return mix(kInteger, static_cast<std::uint64_t>(value.get<std::int64_t>()));
-    case Json::value_t::number_unsigned: {
-      const auto number = value.get<std::uint64_t>();
+      return mix(kInteger,
+                 static_cast<std::uint64_t>(*value.get_ptr<const Json::number_integer_t*>()));
+    case Json::value_t::number_unsigned:
       // An unsigned that fits int64 equals the signed integer of the same value.
-      return mix(kInteger, number);
-    }
+      return mix(kInteger, *value.get_ptr<const Json::number_unsigned_t*>());
+    case Json::value_t::string:
+      return mix(kString, hashBytes(*value.get_ptr<const Json::string_t*>()));
+    default: return hashOther(value);
+  }
+}
+
+/// hashValue of floats, arrays, objects and binary values.
+std::uint64_t hashOther(const Json& value) {
+  switch (value.type()) {
     case Json::value_t::number_float: {
-      const double number = value.get<double>();
+      const double number = *value.get_ptr<const Json::number_float_t*>();
       // 1.0 == 1 in JSON comparison: integral floats hash as integers.
       if (std::isfinite(number) && std::trunc(number) == number &&
           number >= -9.2e18 && number <= 9.2e18) {
@@ -71,28 +117,30 @@ std::uint64_t hashValue(const Json& value) {
       }
       return mix(kFloat, std::bit_cast<std::uint64_t>(number));
     }
-    case Json::value_t::string:
-      return mix(kString, std::hash<std::string_view>{}(value.get_ref<const std::string&>()));
     case Json::value_t::array: {
       std::uint64_t h = kArray;
-      for (const auto& item : value) h = mix(h, hashValue(item));
+      for (const auto& item : value) h = mix(h, hashJson(item));
       return h;
     }
     case Json::value_t::object: {
       std::uint64_t h = kObject;
       for (const auto& [name, item] : value.items()) {
-        h = mix(mix(h, std::hash<std::string_view>{}(name)), hashValue(item));
+        h = mix(mix(h, hashBytes(name)), hashJson(item));
       }
       return h;
     }
     case Json::value_t::binary: {
       const auto& bytes = value.get_binary();
-      return mix(kBinary, std::hash<std::string_view>{}(
-                              std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+      return mix(kBinary, hashBytes(std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                                     bytes.size())));
     }
+    default: return hashJson(value);  // null, booleans, integers, strings
   }
-  return kNull;
 }
+
+}  // namespace
+
+std::uint64_t hashValue(const Json& value) { return hashJson(value); }
 
 namespace {
 
@@ -116,84 +164,209 @@ void appendKeyText(std::string& out, const Json& value) {
   }
 }
 
-/// Writes the joined key of `fields` into `out` (what joinKey(keyOf(fields, names)) returns).
-void buildKey(std::string& out, const Json& fields, const std::vector<std::string>& names) {
+/// Writes into `out` the joined key of a record whose key field values are values[0..count)
+/// (nullptr for a missing field): what joinKey(keyOf(…)) returns.
+void buildKey(std::string& out, const Json* const* values, std::size_t count) {
   out.clear();
-  for (std::size_t i = 0; i < names.size(); ++i) {
+  for (std::size_t i = 0; i < count; ++i) {
     if (i > 0) out += kKeySeparator;
-    const auto found = fields.find(names[i]);
-    if (found != fields.end()) appendKeyText(out, *found);
+    if (values[i] != nullptr) appendKeyText(out, *values[i]);
   }
 }
 
-std::uint64_t hashKey(std::string_view key) { return mix(0x6b6579, std::hash<std::string_view>{}(key)); }
+/// Equality of two short names, inline: field names are a few bytes, where a call to memcmp
+/// costs more than the comparison.
+bool sameName(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
 
-/// A set of keys, each with a number (its slot), in one open-addressing table over one block of
-/// key text: a million keys take about 30 MB and a lookup touches one or two cache lines,
-/// where a std::unordered_map<std::string, …> takes three times that and chases pointers.
-class KeyTable {
+/// Finds the values of a stream's mapped fields in a record in one pass over its members. A JSON
+/// object keeps its members sorted by name, so the mapped names are sorted once per stream and
+/// matched against the members in step: about one name comparison per member, where a lookup
+/// per name costs a walk down the member tree each.
+class FieldReader {
  public:
-  /// Adds `key` with `slot`; false (and nothing added) when the key is already there.
-  bool insert(std::string_view key, std::uint32_t slot) {
-    if ((size_ + 1) * 2 > entries_.size()) grow();
-    const auto hash = hashKey(key);
-    auto& entry = entries_[probe(key, hash)];
-    if (entry.used) return false;
-    entry = {hash, static_cast<std::uint32_t>(text_.size()), static_cast<std::uint32_t>(key.size()), slot, true};
-    text_.append(key);
-    ++size_;
-    return true;
+  explicit FieldReader(const std::vector<std::string>& names) : count_(names.size()) {
+    std::vector<std::size_t> order(names.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return less_(names[a], names[b]); });
+    for (const auto index : order) {
+      // A name mapped twice (two fields read from one member) matches the same member again.
+      const bool again = !sorted_.empty() && sorted_.back().name == names[index];
+      sorted_.push_back({names[index], index, again});
+    }
   }
 
-  std::optional<std::uint32_t> find(std::string_view key) const {
-    if (entries_.empty()) return std::nullopt;
-    const auto& entry = entries_[probe(key, hashKey(key))];
-    if (!entry.used) return std::nullopt;
-    return entry.slot;
-  }
+  std::size_t size() const { return count_; }
 
-  /// Calls fn(key, slot) for every key, in no particular order.
-  template <class Fn>
-  void forEach(Fn&& fn) const {
-    for (const auto& entry : entries_) {
-      if (entry.used) fn(std::string_view(text_).substr(entry.offset, entry.length), entry.slot);
+  /// Sets values[i] (size() of them) to the value of the i-th name in `fields`, or to nullptr
+  /// when `fields` has no such member. The pointers live as long as `fields` is unchanged.
+  void read(const Json& fields, const Json** values) const {
+    std::fill_n(values, count_, nullptr);
+    if (!fields.is_object()) return;
+    const auto& members = fields.get_ref<const Json::object_t&>();
+    auto member = members.begin();
+    auto name = sorted_.begin();
+    while (member != members.end() && name != sorted_.end()) {
+      if (sameName(member->first, name->name)) {
+        values[name->index] = &member->second;
+        ++name;
+        if (name == sorted_.end() || !name->again) ++member;
+      } else if (less_(member->first, name->name)) {
+        ++member;
+      } else {
+        ++name;
+      }
     }
   }
 
  private:
-  struct Entry {
-    std::uint64_t hash = 0;
-    std::uint32_t offset = 0;
-    std::uint32_t length = 0;
-    std::uint32_t slot = 0;
-    bool used = false;
+  struct Name {
+    std::string name;
+    std::size_t index;  // in the names given to the constructor
+    bool again;         // the same name as the one before
   };
+
+  // The order the members are kept in: the merge above relies on it.
+  Json::object_t::key_compare less_;
+  std::size_t count_;
+  std::vector<Name> sorted_;
+};
+
+/// The allocator of a full sync's large arrays (the key table, the field hashes): it asks the
+/// kernel to back them with huge pages (Linux transparent huge pages, when set to "madvise" or
+/// "always"). Those arrays are read at random, a million records' worth, and with 4 KiB pages
+/// nearly every lookup also misses the TLB; on a virtual machine the page walk then costs more
+/// than the lookup. Arrays smaller than a huge page are allocated as usual.
+template <class T>
+class LargeArrayAllocator {
+ public:
+  using value_type = T;
+
+  LargeArrayAllocator() = default;
+  template <class U>
+  explicit LargeArrayAllocator(const LargeArrayAllocator<U>&) noexcept {}
+
+  T* allocate(std::size_t n) {
+    if (n * sizeof(T) < kHugePage) return std::allocator<T>().allocate(n);
+    const std::size_t bytes = roundUp(n * sizeof(T));
+    void* memory = std::aligned_alloc(kHugePage, bytes);
+    if (memory == nullptr) throw std::bad_alloc();
+    (void)madvise(memory, bytes, MADV_HUGEPAGE);  // advice: when refused, the pages are small
+    return static_cast<T*>(memory);
+  }
+
+  void deallocate(T* memory, std::size_t n) noexcept {
+    if (n * sizeof(T) < kHugePage) {
+      std::allocator<T>().deallocate(memory, n);
+    } else {
+      std::free(memory);
+    }
+  }
+
+  friend bool operator==(const LargeArrayAllocator&, const LargeArrayAllocator&) { return true; }
+
+ private:
+  static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  static std::size_t roundUp(std::size_t bytes) {
+    return (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  }
+};
+
+template <class T>
+using LargeArray = std::vector<T, LargeArrayAllocator<T>>;
+
+/// A set of keys, each numbered in the order it was added (its slot): an open-addressing table
+/// of 8-byte entries (a 32-bit hash and the slot) over one block of key text. A million keys
+/// take about 30 MB, and a lookup touches one entry, then the key's text only when the hashes
+/// agree; a std::unordered_map<std::string, …> takes three times that and chases pointers.
+/// Callers hash the key first (hashOf) so that they can prefetch the entries (entryOf) of
+/// several keys before they look any up.
+class KeyTable {
+ public:
+  static constexpr std::uint32_t kAbsent = std::numeric_limits<std::uint32_t>::max();
+
+  KeyTable() : entries_(1024) {}
+
+  static std::uint64_t hashOf(std::string_view key) { return finalise(hashBytes(key)); }
+
+  std::uint32_t size() const { return size_; }
+
+  /// Where the lookup of a key of this hash starts, for the caller to prefetch. (A function
+  /// that only prefetches counts as free of side effects, and GCC drops calls to it.)
+  const void* entryOf(std::uint64_t hash) const {
+    return &entries_[tag(hash) & (entries_.size() - 1)];
+  }
+
+  /// Adds `key` (whose hashOf is `hash`) as slot size(); false, and nothing added, when the
+  /// key is already there. Throws std::length_error past 4 GiB of key text.
+  bool insert(std::string_view key, std::uint64_t hash) {
+    if ((static_cast<std::size_t>(size_) + 1) * 2 > entries_.size()) grow();
+    auto& entry = entries_[probe(key, hash)];
+    if (entry.slot != kAbsent) return false;
+    if (text_.size() + key.size() > std::numeric_limits<std::uint32_t>::max()) {
+      throw std::length_error("more than 4 GiB of keys in one stream");
+    }
+    entry = {tag(hash), size_};
+    text_.append(key);
+    ends_.push_back(static_cast<std::uint32_t>(text_.size()));
+    ++size_;
+    return true;
+  }
+
+  /// The slot of `key` (whose hashOf is `hash`), or kAbsent.
+  std::uint32_t find(std::string_view key, std::uint64_t hash) const {
+    return entries_[probe(key, hash)].slot;
+  }
+
+  /// The key in `slot`.
+  std::string_view key(std::uint32_t slot) const {
+    const std::uint32_t begin = slot == 0 ? 0 : ends_[slot - 1];
+    return {text_.data() + begin, ends_[slot] - begin};
+  }
+
+ private:
+  struct Entry {
+    std::uint32_t tag = 0;  // the hash, folded to 32 bits: it also gives the position
+    std::uint32_t slot = kAbsent;
+  };
+
+  static std::uint32_t tag(std::uint64_t hash) {
+    return static_cast<std::uint32_t>(hash ^ (hash >> 32));
+  }
 
   /// The entry holding `key`, or the free entry where it would go.
   std::size_t probe(std::string_view key, std::uint64_t hash) const {
     const std::size_t mask = entries_.size() - 1;
-    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const std::uint32_t wanted = tag(hash);
+    for (std::size_t i = wanted & mask;; i = (i + 1) & mask) {
       const auto& entry = entries_[i];
-      if (!entry.used) return i;
-      if (entry.hash == hash && std::string_view(text_).substr(entry.offset, entry.length) == key) return i;
+      if (entry.slot == kAbsent) return i;
+      if (entry.tag == wanted && this->key(entry.slot) == key) return i;
     }
   }
 
   void grow() {
-    std::vector<Entry> old = std::move(entries_);
-    entries_.assign(old.empty() ? 1024 : old.size() * 2, Entry{});
+    LargeArray<Entry> old = std::move(entries_);
+    entries_.assign(old.size() * 2, Entry{});
     const std::size_t mask = entries_.size() - 1;
     for (const auto& entry : old) {
-      if (!entry.used) continue;
-      std::size_t i = entry.hash & mask;
-      while (entries_[i].used) i = (i + 1) & mask;
+      if (entry.slot == kAbsent) continue;
+      std::size_t i = entry.tag & mask;
+      while (entries_[i].slot != kAbsent) i = (i + 1) & mask;
       entries_[i] = entry;
     }
   }
 
-  std::vector<Entry> entries_;
-  std::string text_;
-  std::size_t size_ = 0;
+  LargeArray<Entry> entries_;
+  std::basic_string<char, std::char_traits<char>, LargeArrayAllocator<char>> text_;
+  LargeArray<std::uint32_t> ends_;  // by slot: where its key ends in text_
+  std::uint32_t size_ = 0;
 };
 
 }  // namespace
@@ -365,45 +538,108 @@ class SyncEngine::Run {
   };
 
   /// The target side of a full sync, reduced to what the diff needs: each key, one hash per
-  /// mapped field, and whether the source had the key too.
+  /// mapped non-key field, and whether the source had the key too. The hashes are kept in
+  /// blocks of about 4 MiB, so that growing never copies them nor needs twice their memory for
+  /// a moment.
   class TargetIndex {
    public:
-    explicit TargetIndex(std::size_t width) : width_(width) {}
+    /// `width`: the number of hashes each record has.
+    explicit TargetIndex(std::size_t width)
+        : width_(width),
+          block_records_(std::max<std::size_t>(1, kBlockBytes / (sizeof(std::uint64_t) * std::max<std::size_t>(1, width)))) {}
 
-    /// Adds a record; false if its key was already there (the first one stays).
-    bool add(std::string_view key, const Json& fields, const std::vector<std::string>& names) {
-      const auto slot = static_cast<std::uint32_t>(seen_.size());
-      if (!keys_.insert(key, slot)) return false;
-      for (const auto& name : names) {
-        const auto found = fields.find(name);
-        hashes_.push_back(found == fields.end() ? kNull : hashValue(*found));
-      }
+    /// Where the lookup of a key of this hash starts, for the caller to prefetch.
+    const void* entryOf(std::uint64_t key_hash) const { return keys_.entryOf(key_hash); }
+
+    /// Adds a record: its key (key_hash = KeyTable::hashOf(key)) and its field hashes, width of
+    /// them. False if the key was already there (the first one stays).
+    bool add(std::string_view key, std::uint64_t key_hash, const std::uint64_t* hashes) {
+      const auto slot = keys_.size();
+      if (!keys_.insert(key, key_hash)) return false;
+      if (slot % block_records_ == 0) blocks_.emplace_back().reserve(block_records_ * width_);
+      blocks_.back().insert(blocks_.back().end(), hashes, hashes + width_);
       seen_.push_back(false);
       return true;
     }
 
     /// The slot of `key`, marking it seen; nullopt when the target does not have it.
-    std::optional<std::uint32_t> visit(std::string_view key) {
-      const auto slot = keys_.find(key);
-      if (slot) seen_[*slot] = true;
+    std::optional<std::uint32_t> visit(std::string_view key, std::uint64_t key_hash) {
+      const auto slot = keys_.find(key, key_hash);
+      if (slot == KeyTable::kAbsent) return std::nullopt;
+      seen_[slot] = true;
       return slot;
     }
 
-    std::uint64_t hash(std::uint32_t slot, std::size_t field) const { return hashes_[slot * width_ + field]; }
+    /// The field hashes of the record in `slot`, width of them.
+    const std::uint64_t* hashes(std::uint32_t slot) const {
+      return blocks_[slot / block_records_].data() + (slot % block_records_) * width_;
+    }
 
-    /// Calls `unseen(key)` for every key the source did not have.
+    /// Calls `unseen(key)` for every key the source did not have, in the target's order.
     template <class Fn>
     void forEachUnseen(Fn&& unseen) const {
-      keys_.forEach([&](std::string_view key, std::uint32_t slot) {
-        if (!seen_[slot]) unseen(std::string(key));
-      });
+      for (std::uint32_t slot = 0; slot < keys_.size(); ++slot) {
+        if (!seen_[slot]) unseen(std::string(keys_.key(slot)));
+      }
     }
 
    private:
+    static constexpr std::size_t kBlockBytes = std::size_t{4} << 20;
     std::size_t width_;
+    std::size_t block_records_;
     KeyTable keys_;
-    std::vector<std::uint64_t> hashes_;
+    std::vector<LargeArray<std::uint64_t>> blocks_;
     std::vector<bool> seen_;
+  };
+
+  /// What a full sync reads from records before it looks them up in the index, for a group of
+  /// them at a time: each record's mapped values, its key and key hash, and its non-key field
+  /// hashes. The index entries of the whole group are prefetched meanwhile, so that their
+  /// lookups wait for memory once per group rather than once per record.
+  class GroupScan {
+   public:
+    static constexpr std::size_t kRecords = 64;
+
+    GroupScan(const std::vector<std::string>& names, std::size_t key_count)
+        : reader_(names), key_count_(key_count), width_(reader_.size() - key_count),
+          values_(kRecords * reader_.size()), keys_(kRecords), key_hashes_(kRecords),
+          hashes_(kRecords * width_) {}
+
+    /// Scans records[begin, min(begin + kRecords, size)) and returns the end of the group.
+    std::size_t scan(const std::vector<Record>& records, std::size_t begin,
+                     const TargetIndex& index) {
+      const std::size_t end = std::min(records.size(), begin + kRecords);
+      for (std::size_t i = begin; i < end; ++i) {
+        const std::size_t r = i - begin;
+        const Json** values = &values_[r * reader_.size()];
+        reader_.read(records[i].fields, values);
+        buildKey(keys_[r], values, key_count_);
+        key_hashes_[r] = KeyTable::hashOf(keys_[r]);
+        __builtin_prefetch(index.entryOf(key_hashes_[r]));
+        for (std::size_t f = 0; f < width_; ++f) {
+          const Json* value = values[key_count_ + f];
+          hashes_[r * width_ + f] = value == nullptr ? kNull : hashJson(*value);
+        }
+      }
+      return end;
+    }
+
+    // Of the r-th record of the group scanned last:
+    const std::string& key(std::size_t r) const { return keys_[r]; }
+    std::uint64_t keyHash(std::size_t r) const { return key_hashes_[r]; }
+    /// The values of all mapped fields (nullptr when missing), in mapping order.
+    const Json* const* values(std::size_t r) const { return &values_[r * reader_.size()]; }
+    /// The hashes of the non-key fields, in mapping order.
+    const std::uint64_t* hashes(std::size_t r) const { return &hashes_[r * width_]; }
+
+   private:
+    FieldReader reader_;
+    std::size_t key_count_;
+    std::size_t width_;
+    std::vector<const Json*> values_;
+    std::vector<std::string> keys_;
+    std::vector<std::uint64_t> key_hashes_;
+    std::vector<std::uint64_t> hashes_;
   };
 
   /// The sync of one stream mapping.
@@ -421,14 +657,19 @@ class SyncEngine::Run {
     /// Full: index the target, stream the source against the index, then settle what only one
     /// side has and what needs both sides' values (keys collected on the way).
     void syncFull() {
-      TargetIndex index(mapping_.fields.size());
+      const std::size_t width = mapping_.fields.size() - mapping_.key_count;
+      TargetIndex index(width);
       std::int64_t duplicates = 0;
-      std::string key;
+      GroupScan target_scan(target_names_, mapping_.key_count);
       run_.fetch(Side::Target, request(Side::Target, FetchMode::Full), [&](RecordBatch& batch) {
         report_.fetched_target += static_cast<std::int64_t>(batch.records.size());
-        for (const auto& record : batch.records) {
-          buildKey(key, record.fields, target_keys_);
-          if (!index.add(key, record.fields, target_names_)) ++duplicates;
+        for (std::size_t begin = 0; begin < batch.records.size();) {
+          const std::size_t end = target_scan.scan(batch.records, begin, index);
+          for (std::size_t r = 0; r < end - begin; ++r) {
+            const bool added = index.add(target_scan.key(r), target_scan.keyHash(r), target_scan.hashes(r));
+            if (!added) ++duplicates;
+          }
+          begin = end;
         }
       });
       if (duplicates > 0) {
@@ -439,39 +680,46 @@ class SyncEngine::Run {
       std::vector<std::string> keyed;               // need both sides' values
       std::vector<std::string> missing_on_target;   // the source has them, the target does not
       const bool target_compares_itself = run_.engine_.target_.hasCustomDiff();
+      GroupScan source_scan(source_names_, mapping_.key_count);
       run_.fetch(Side::Source, request(Side::Source, FetchMode::Full), [&](RecordBatch& batch) {
         report_.fetched_source += static_cast<std::int64_t>(batch.records.size());
-        for (auto& record : batch.records) {
-          ++run_.progress_.diffed;
-          buildKey(key, record.fields, source_keys_);
-          const auto slot = index.visit(key);
-          if (!slot) {
-            if (mapping_.record_owner == Side::Source) {
-              to_target_.add(create(record.fields, Side::Source, key));
-            } else {
-              missing_on_target.push_back(key);
+        for (std::size_t begin = 0; begin < batch.records.size();) {
+          const std::size_t end = source_scan.scan(batch.records, begin, index);
+          for (std::size_t r = 0; r < end - begin; ++r) {
+            ++run_.progress_.diffed;
+            const std::string& key = source_scan.key(r);
+            const auto slot = index.visit(key, source_scan.keyHash(r));
+            if (!slot) {
+              if (mapping_.record_owner == Side::Source) {
+                to_target_.add(create(batch.records[begin + r].fields, Side::Source, key));
+              } else {
+                missing_on_target.push_back(key);
+              }
+              continue;
             }
-            continue;
-          }
-          Json update = Json::object();
-          bool needs_target_values = false;
-          for (std::size_t i = mapping_.key_count; i < mapping_.fields.size(); ++i) {
-            const auto found = record.fields.find(source_names_[i]);
-            const auto hash = found == record.fields.end() ? kNull : hashValue(*found);
-            if (hash == index.hash(*slot, i)) continue;
-            if (mapping_.fields[i].owner == Side::Target || target_compares_itself) {
-              needs_target_values = true;
+            const std::uint64_t* target_hashes = index.hashes(*slot);
+            const std::uint64_t* source_hashes = source_scan.hashes(r);
+            const Json* const* values = source_scan.values(r);
+            Json update;  // null until a field goes in: most records have none
+            bool needs_target_values = false;
+            for (std::size_t f = 0; f < width; ++f) {
+              if (source_hashes[f] == target_hashes[f]) continue;
+              const std::size_t i = mapping_.key_count + f;
+              if (mapping_.fields[i].owner == Side::Target || target_compares_itself) {
+                needs_target_values = true;
+              } else {
+                update[target_names_[i]] = values[i] == nullptr ? Json() : *values[i];
+              }
+            }
+            if (needs_target_values) {
+              keyed.push_back(key);
+            } else if (update.empty()) {
+              ++report_.unchanged;
             } else {
-              update[target_names_[i]] = found == record.fields.end() ? Json() : *found;
+              to_target_.add({ChangeOp::Update, splitKey(key), std::move(update), std::nullopt});
             }
           }
-          if (needs_target_values) {
-            keyed.push_back(key);
-          } else if (update.empty()) {
-            ++report_.unchanged;
-          } else {
-            to_target_.add({ChangeOp::Update, splitKey(key), std::move(update), std::nullopt});
-          }
+          begin = end;
         }
       });
 

@@ -120,7 +120,7 @@ struct SyncHooks {
 /// policy call for, in batches, and keep the cursor only once what it covers was applied.
 ///
 /// Memory: a full sync keeps an index of the target side (each key and one 64-bit hash per
-/// mapped field), never whole records of both sides; everything else moves in batches.
+/// mapped non-key field), never whole records of both sides; everything else moves in batches.
 class SyncEngine {
  public:
   SyncEngine(const IntegrationSpec& spec, Endpoint& source, Endpoint& target, SyncState& state,
