@@ -47,5 +47,7 @@ CommandPtr makePluginsCommand();
 CommandPtr makeServeCommand();
 CommandPtr makeRunJobCommand();
 CommandPtr makeTokensCommand();
+CommandPtr makeJobsCommand();
+CommandPtr makeSyncCommand();
 
 }  // namespace syncpod::app

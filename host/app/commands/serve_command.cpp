@@ -146,8 +146,11 @@ class ServeCommand final : public Command {
     // Refuse to run against a schema this binary does not match.
     core::Migrator(target, core::embeddedMigrations()).requireCurrent();
 
+    // The service validates configs against the plugins; a worker with thread isolation runs
+    // them. A worker with process isolation leaves loading to each job's process.
+    const bool runs_service = role == "service" || role == "all";
     std::optional<core::PluginRegistry> plugins;
-    if (runs_worker && worker_options->isolation == worker::Isolation::Thread) {
+    if (runs_service || (runs_worker && worker_options->isolation == worker::Isolation::Thread)) {
       plugins = loadPlugins(settings);
     }
 
@@ -158,8 +161,8 @@ class ServeCommand final : public Command {
       first = std::make_unique<worker::Worker>(target, *worker_options, plugins ? &*plugins : nullptr);
     }
     std::unique_ptr<service::Service> api;
-    if (role == "service" || role == "all") {
-      api = std::make_unique<service::Service>(target, serviceOptions(settings));
+    if (runs_service) {
+      api = std::make_unique<service::Service>(target, serviceOptions(settings), *plugins);
       api->start();
     }
     std::shared_ptr<core::JobQueue> maintenance_queue;

@@ -93,23 +93,9 @@ std::optional<TokenScope> parseTokenScope(std::string_view text) {
   return std::nullopt;
 }
 
-class TokenStore::Impl {
+class TokenStore::Impl : public pg::Session {
  public:
-  explicit Impl(const DatabaseTarget& target) : connection_(pg::connect(target)) {}
-
-  template <class Body>
-  auto run(Body&& body) -> Result<decltype(body(std::declval<pqxx::work&>()))> {
-    try {
-      pqxx::work tx(*connection_);
-      auto value = body(tx);
-      tx.commit();
-      return value;
-    } catch (const std::exception& error) {
-      return pg::toError(error);
-    }
-  }
-
-  std::unique_ptr<pqxx::connection> connection_;
+  using Session::Session;
 };
 
 TokenStore::TokenStore(DatabaseTarget target) : impl_(std::make_unique<Impl>(target)) {}

@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -306,6 +308,21 @@ WHERE id = $1::uuid
 
 const std::string kFind = "SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1";
 
+const std::string kAttempts = "SELECT attempt, worker_id::text, " + pg::epochMicros("started_at") +
+                              ", " + pg::epochMicros("finished_at") +
+                              ", outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt";
+
+const std::string kProgress = "SELECT fetched, diffed, applied, failed, " +
+                              pg::epochMicros("updated_at") + " FROM job_progress WHERE job_id = $1";
+
+// $1 integration or NULL, $2 state or NULL, $3 kind or NULL, $4 only ids below, $5 limit.
+// Newest first. With an integration, jobs_integration_idx serves the order; without, the
+// primary key does.
+const std::string kList = "SELECT " + kJobColumns + R"SQL( FROM jobs j
+WHERE ($1::bigint IS NULL OR j.integration_id = $1) AND ($2::text IS NULL OR j.state = $2)
+  AND ($3::text IS NULL OR j.kind = $3) AND j.id < $4
+ORDER BY j.id DESC LIMIT $5)SQL";
+
 // ---------------------------------------------------------------------------------------
 
 std::optional<TimePoint> optionalTime(const pqxx::field& field) {
@@ -495,6 +512,9 @@ class JobQueue::Impl {
     connection_->prepare("register_worker", kRegisterWorker);
     connection_->prepare("set_worker_state", kSetWorkerState);
     connection_->prepare("find", kFind);
+    connection_->prepare("list", kList);
+    connection_->prepare("attempts", kAttempts);
+    connection_->prepare("progress", kProgress);
   }
 
   /// Runs one prepared statement outside an explicit transaction; maps failures to Error.
@@ -510,15 +530,8 @@ class JobQueue::Impl {
 
   /// Runs `body` (given the transaction) in one transaction; maps failures to Error.
   template <class Body>
-  auto inTransaction(Body&& body) -> Result<decltype(body(std::declval<pqxx::work&>()))> {
-    try {
-      pqxx::work tx(*connection_);
-      auto value = body(tx);
-      tx.commit();
-      return value;
-    } catch (const std::exception& error) {
-      return pg::toError(error);
-    }
+  auto inTransaction(Body&& body) {
+    return pg::inTransaction(*connection_, std::forward<Body>(body));
   }
 
   double backoffBase() const { return double(options_.retry.base.count()); }
@@ -630,6 +643,44 @@ Result<std::optional<Job>> JobQueue::find(JobId id) {
   if (!rows) return rows.error();
   if (rows->empty()) return std::optional<Job>{};
   return std::optional<Job>{toJob((*rows)[0])};
+}
+
+Result<std::vector<Job>> JobQueue::list(const JobFilter& filter) {
+  const auto state = filter.state ? std::optional<std::string>(std::string(toString(*filter.state))) : std::nullopt;
+  const auto kind = filter.kind ? std::optional<std::string>(std::string(toString(*filter.kind))) : std::nullopt;
+  auto rows = impl_->run("list", filter.integration_id, state, kind,
+                         filter.before.value_or(std::numeric_limits<JobId>::max()), filter.limit);
+  if (!rows) return rows.error();
+  std::vector<Job> jobs;
+  for (const auto& row : *rows) jobs.push_back(toJob(row));
+  return jobs;
+}
+
+Result<std::vector<JobAttempt>> JobQueue::attempts(JobId id) {
+  auto rows = impl_->run("attempts", id);
+  if (!rows) return rows.error();
+  std::vector<JobAttempt> attempts;
+  for (const auto& row : *rows) {
+    JobAttempt attempt;
+    attempt.attempt = row[0].as<int>();
+    attempt.worker_id = optionalText(row[1]);
+    attempt.started_at = optionalTime(row[2]);
+    attempt.finished_at = pg::fromEpochMicros(row[3].as<long long>());
+    attempt.outcome = row[4].as<std::string>();
+    attempt.error = optionalText(row[5]);
+    attempts.push_back(std::move(attempt));
+  }
+  return attempts;
+}
+
+Result<std::optional<JobProgress>> JobQueue::progress(JobId id) {
+  auto rows = impl_->run("progress", id);
+  if (!rows) return rows.error();
+  if (rows->empty()) return std::optional<JobProgress>{};
+  const auto& row = (*rows)[0];
+  return std::optional<JobProgress>{JobProgress{row[0].as<long long>(), row[1].as<long long>(),
+                                                row[2].as<long long>(), row[3].as<long long>(),
+                                                pg::fromEpochMicros(row[4].as<long long>())}};
 }
 
 Result<WorkerId> JobQueue::registerWorker(const WorkerInfo& info) {

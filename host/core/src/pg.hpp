@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <pqxx/pqxx>
 
@@ -21,6 +22,35 @@ std::string oneLine(std::string_view message);
 
 /// Maps an exception from libpqxx to an Error value (broken connection → Unavailable).
 Error toError(const std::exception& error);
+
+/// Runs `body` (given the transaction) in one transaction on `connection` and commits;
+/// failures come back as Error values (toError).
+template <class Body>
+auto inTransaction(pqxx::connection& connection, Body&& body)
+    -> Result<decltype(body(std::declval<pqxx::work&>()))> {
+  try {
+    pqxx::work tx(connection);
+    auto value = body(tx);
+    tx.commit();
+    return value;
+  } catch (const std::exception& error) {
+    return toError(error);
+  }
+}
+
+/// One connection that runs each call of run() in a transaction of its own: the whole state
+/// of a small store class.
+class Session {
+ public:
+  explicit Session(const DatabaseTarget& target) : connection_(connect(target)) {}
+  template <class Body>
+  auto run(Body&& body) {
+    return inTransaction(*connection_, std::forward<Body>(body));
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> connection_;
+};
 
 /// Timestamps cross as microseconds since the Unix epoch (SQL: see kEpochMicros).
 TimePoint fromEpochMicros(long long micros);

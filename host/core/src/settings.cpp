@@ -124,6 +124,10 @@ const std::vector<SettingSpec>& settingSpecs() {
        "service: deepest JSON nesting accepted in a request body", false},
       {"http_read_timeout", "SYNCPOD_HTTP_READ_TIMEOUT", "10s",
        "service: how long a client may take to send a request", false},
+      {"url", "SYNCPOD_API_URL", "http://127.0.0.1:8080",
+       "jobs, sync: the REST API of the syncpod service", false},
+      {"token", "SYNCPOD_API_TOKEN", "",
+       "jobs, sync: the API token (prefer the environment: flags show in ps)", true},
       {"migrations_dir", "SYNCPOD_MIGRATIONS_DIR", "",
        "migrate: read NNNN_*.sql from this directory instead of the built-in set", false},
       // The default depends on where the binary runs from; resolve() fills it in.

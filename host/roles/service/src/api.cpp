@@ -1,5 +1,6 @@
 #include "api.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace syncpod::service {
@@ -75,6 +76,68 @@ std::int64_t parseId(const std::string& text, const std::string& name) {
     throw ApiError{400, "invalid_id", name + " must be a positive integer, not '" +
                                           text.substr(0, 40) + "'",
                    {{"parameter", name}}};
+  }
+  return value;
+}
+
+void rejectUnknownFields(const Json& object, const std::vector<std::string>& allowed,
+                         const std::string& where) {
+  for (const auto& [name, value] : object.items()) {
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string known;
+      for (const auto& option : allowed) known += (known.empty() ? "" : ", ") + option;
+      throw ApiError{400, "unknown_field",
+                     "unknown field '" + where + name.substr(0, 60) + "'; known fields: " + known,
+                     {{"field", where + name.substr(0, 60)}}};
+    }
+  }
+}
+
+const Json* field(const Json& object, const std::string& name, Json::value_t type, bool required) {
+  const auto found = object.find(name);
+  if (found == object.end()) {
+    if (required) throw ApiError{400, "missing_field", "field '" + name + "' is required", {{"field", name}}};
+    return nullptr;
+  }
+  const bool integer_ok = type == Json::value_t::number_integer && found->is_number_integer();
+  if (found->type() != type && !integer_ok) {
+    const char* wanted = "a value of another type";
+    switch (type) {
+      case Json::value_t::string: wanted = "a string"; break;
+      case Json::value_t::boolean: wanted = "true or false"; break;
+      case Json::value_t::object: wanted = "an object"; break;
+      case Json::value_t::array: wanted = "an array"; break;
+      case Json::value_t::number_integer: wanted = "an integer"; break;
+      default: break;
+    }
+    throw ApiError{400, "wrong_type",
+                   "field '" + name + "' must be " + wanted + ", not " + found->type_name(),
+                   {{"field", name}}};
+  }
+  return &*found;
+}
+
+void rejectUnknownParameters(const ApiRequest& request, const std::vector<std::string>& allowed) {
+  for (const auto& [name, value] : request.query) {
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string known;
+      for (const auto& option : allowed) known += (known.empty() ? "" : ", ") + option;
+      throw ApiError{400, "unknown_parameter",
+                     "unknown query parameter '" + name.substr(0, 60) + "'; known: " + known,
+                     {{"parameter", name.substr(0, 60)}}};
+    }
+  }
+}
+
+int pageLimit(const ApiRequest& request, int fallback, int max) {
+  const auto found = request.query.find("limit");
+  if (found == request.query.end()) return fallback;
+  int value = 0;
+  const auto& text = found->second;
+  const auto [last, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || last != text.data() + text.size() || value < 1 || value > max) {
+    throw ApiError{400, "invalid_parameter", "limit must be an integer from 1 to " + std::to_string(max),
+                   {{"parameter", "limit"}}};
   }
   return value;
 }

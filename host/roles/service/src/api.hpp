@@ -48,4 +48,19 @@ Json parseJsonObject(const std::string& body, int max_depth);
 /// A positive 64-bit id from a path segment, or ApiError 400 naming the parameter.
 std::int64_t parseId(const std::string& text, const std::string& name);
 
+/// ApiError 400 for a member of `object` not in `allowed` ("unknown field 'x'"), so a typo
+/// never passes silently. `where` prefixes the name in the message ("config.").
+void rejectUnknownFields(const Json& object, const std::vector<std::string>& allowed,
+                         const std::string& where = "");
+
+/// The member `name` when present and of `type`; nullptr when absent and not `required`;
+/// otherwise ApiError 400 saying which field and what type it needs.
+const Json* field(const Json& object, const std::string& name, Json::value_t type, bool required);
+
+/// ApiError 400 for a query parameter not in `allowed`.
+void rejectUnknownParameters(const ApiRequest& request, const std::vector<std::string>& allowed);
+
+/// The "limit" query parameter: 1..max, default `fallback`.
+int pageLimit(const ApiRequest& request, int fallback, int max);
+
 }  // namespace syncpod::service

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "handlers.hpp"
+#include "syncpod/core/plugins.hpp"
 #include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
@@ -79,7 +80,9 @@ std::set<std::string> documentedOperations() {
 
 TEST(OpenApi, DescribesEveryRouteAndNothingElse) {
   Router router;
-  addRoutes(router, ServiceOptions{});
+  const ServiceOptions options;
+  const auto plugins = core::PluginRegistry::load({});
+  addRoutes(router, RouteContext{options, plugins});
   std::set<std::string> served;
   for (const auto& route : router.routes()) served.insert(route.method + " " + route.pattern);
   EXPECT_EQ(served, documentedOperations());

@@ -8,6 +8,7 @@
 
 #include "syncpod/core/api_tokens.hpp"
 #include "syncpod/core/database.hpp"
+#include "syncpod/core/integrations.hpp"
 #include "syncpod/core/job_queue.hpp"
 
 namespace syncpod::service {
@@ -15,15 +16,18 @@ namespace syncpod::service {
 /// One set of connections; used by one request at a time.
 class Backend {
  public:
-  explicit Backend(const core::DatabaseTarget& target) : target_(target), tokens_(target), queue_(target) {}
+  explicit Backend(const core::DatabaseTarget& target)
+      : target_(target), tokens_(target), queue_(target), integrations_(target) {}
   const core::DatabaseTarget& target() const { return target_; }
   core::TokenStore& tokens() { return tokens_; }
   core::JobQueue& queue() { return queue_; }
+  core::IntegrationStore& integrations() { return integrations_; }
 
  private:
   core::DatabaseTarget target_;
   core::TokenStore tokens_;
   core::JobQueue queue_;
+  core::IntegrationStore integrations_;
 };
 
 /// A fixed set of Backends, one per request thread, so a request never waits for another's

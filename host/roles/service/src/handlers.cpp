@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <spdlog/spdlog.h>
+
 #include "backend.hpp"
 #include "syncpod/core/errors.hpp"
 #include "syncpod/core/migrator.hpp"
@@ -21,6 +23,8 @@ Json storedJson(const std::optional<std::string>& text) {
   auto json = Json::parse(*text, nullptr, false);
   return json.is_discarded() ? Json(nullptr) : json;
 }
+
+}  // namespace
 
 Json jobJson(const core::Job& job) {
   return {{"id", job.id},
@@ -41,17 +45,20 @@ Json jobJson(const core::Job& job) {
           {"created_at", isoTime(job.created_at)}};
 }
 
-ApiError unavailable(const core::Error& error) {
+ApiError databaseError(const core::Error& error) {
   if (error.code == core::Error::Code::Unavailable) {
     return {503, "unavailable", "the database cannot be reached; try again"};
   }
+  spdlog::error("database error: {}", error.message);
   return {500, "internal", "the database refused the request; see the service log"};
 }
+
+namespace {
 
 core::Job findJob(Backend& backend, const ApiRequest& request) {
   const auto id = parseId(request.params.at("id"), "job id");
   auto job = backend.queue().find(id);
-  if (!job) throw unavailable(job.error());
+  if (!job) throw databaseError(job.error());
   if (!*job) throw ApiError{404, "not_found", "no job " + std::to_string(id)};
   return std::move(**job);
 }
@@ -69,7 +76,7 @@ std::string isoTime(core::TimePoint time) {
   return text;
 }
 
-void addRoutes(Router& router, const ServiceOptions&) {
+void addRoutes(Router& router, const RouteContext& context) {
   // The process answers: nothing else is checked, so a database outage never restarts pods.
   router.add("GET", "/healthz", std::nullopt,
              [](ApiRequest&, Backend&) { return ApiResponse{200, {{"status", "ok"}}, {}}; });
@@ -84,16 +91,78 @@ void addRoutes(Router& router, const ServiceOptions&) {
     return ApiResponse{200, {{"status", "ready"}}, {}};
   });
 
+  router.add("GET", "/api/v1/jobs", core::TokenScope::Read, [](ApiRequest& request, Backend& backend) {
+    rejectUnknownParameters(request, {"integration_id", "state", "kind", "limit", "cursor"});
+    core::JobFilter filter;
+    filter.limit = pageLimit(request, 50, 500);
+    if (const auto found = request.query.find("integration_id"); found != request.query.end()) {
+      filter.integration_id = parseId(found->second, "integration_id");
+    }
+    if (const auto found = request.query.find("state"); found != request.query.end()) {
+      filter.state = core::parseJobState(found->second);
+      if (!filter.state) {
+        throw ApiError{400, "invalid_parameter",
+                       "state must be queued, running, succeeded, failed or cancelled",
+                       {{"parameter", "state"}}};
+      }
+    }
+    if (const auto found = request.query.find("kind"); found != request.query.end()) {
+      filter.kind = core::parseJobKind(found->second);
+      if (!filter.kind) {
+        throw ApiError{400, "invalid_parameter", "kind must be full or partial", {{"parameter", "kind"}}};
+      }
+    }
+    if (const auto found = request.query.find("cursor"); found != request.query.end()) {
+      filter.before = parseId(found->second, "cursor");
+    }
+    ++filter.limit;  // one more: whether a next page exists
+    auto jobs = backend.queue().list(filter);
+    if (!jobs) throw databaseError(jobs.error());
+    Json items = Json::array();
+    Json next = nullptr;
+    for (const auto& job : *jobs) {
+      if (static_cast<int>(items.size()) == filter.limit - 1) {
+        next = std::to_string(items.back()["id"].get<core::JobId>());
+        break;
+      }
+      items.push_back(jobJson(job));
+    }
+    return ApiResponse{200, {{"items", std::move(items)}, {"next_cursor", next}}, {}};
+  });
+
+  // The job with its finished attempts and the progress its sync last published.
   router.add("GET", "/api/v1/jobs/{id}", core::TokenScope::Read,
              [](ApiRequest& request, Backend& backend) {
-               return ApiResponse{200, jobJson(findJob(backend, request)), {}};
+               const auto job = findJob(backend, request);
+               auto shown = jobJson(job);
+               auto attempts = backend.queue().attempts(job.id);
+               if (!attempts) throw databaseError(attempts.error());
+               shown["attempts"] = Json::array();
+               for (const auto& attempt : *attempts) {
+                 shown["attempts"].push_back(
+                     {{"attempt", attempt.attempt},
+                      {"worker_id", attempt.worker_id ? Json(*attempt.worker_id) : Json(nullptr)},
+                      {"started_at", optionalTime(attempt.started_at)},
+                      {"finished_at", isoTime(attempt.finished_at)},
+                      {"outcome", attempt.outcome},
+                      {"error", attempt.error ? Json(*attempt.error) : Json(nullptr)}});
+               }
+               auto progress = backend.queue().progress(job.id);
+               if (!progress) throw databaseError(progress.error());
+               shown["progress"] = *progress ? Json{{"fetched", (*progress)->fetched},
+                                                    {"diffed", (*progress)->diffed},
+                                                    {"applied", (*progress)->applied},
+                                                    {"failed", (*progress)->failed},
+                                                    {"updated_at", isoTime((*progress)->updated_at)}}
+                                             : Json(nullptr);
+               return ApiResponse{200, std::move(shown), {}};
              });
 
   router.add("POST", "/api/v1/jobs/{id}/cancel", core::TokenScope::Write,
              [](ApiRequest& request, Backend& backend) {
                const auto job = findJob(backend, request);
                auto outcome = backend.queue().cancel(job.id);
-               if (!outcome) throw unavailable(outcome.error());
+               if (!outcome) throw databaseError(outcome.error());
                if (*outcome == core::CancelOutcome::AlreadyFinished) {
                  throw ApiError{409, "conflict",
                                 "job " + std::to_string(job.id) + " already finished (" +
@@ -105,6 +174,8 @@ void addRoutes(Router& router, const ServiceOptions&) {
                auto now = findJob(backend, request);
                return ApiResponse{202, jobJson(now), {}};
              });
+
+  addIntegrationRoutes(router, context);
 }
 
 }  // namespace syncpod::service

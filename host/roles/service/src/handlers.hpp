@@ -3,14 +3,30 @@
 
 #include "router.hpp"
 
+namespace syncpod::core {
+class PluginRegistry;
+}
+
 namespace syncpod::service {
 
 struct ServiceOptions;
 
+/// What the endpoints need besides a Backend.
+struct RouteContext {
+  const ServiceOptions& options;
+  const core::PluginRegistry& plugins;  ///< for config validation and knowing secret fields
+};
+
 /// /healthz, /readyz and /api/v1/…; docs/openapi.yaml describes each.
-void addRoutes(Router& router, const ServiceOptions& options);
+void addRoutes(Router& router, const RouteContext& context);
+/// The integration endpoints (integration_handlers.cpp).
+void addIntegrationRoutes(Router& router, const RouteContext& context);
 
 /// "2026-11-26T10:00:00.123Z"
 std::string isoTime(core::TimePoint time);
+/// A job as the API shows it.
+Json jobJson(const core::Job& job);
+/// 503 for a database that cannot be reached, 500 (logged by the router) for anything else.
+ApiError databaseError(const core::Error& error);
 
 }  // namespace syncpod::service

@@ -127,9 +127,9 @@ class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
 
 class Service::Impl {
  public:
-  Impl(core::DatabaseTarget target, ServiceOptions options)
+  Impl(core::DatabaseTarget target, ServiceOptions options, const core::PluginRegistry& plugins)
       : options_(std::move(options)), pool_(withClient(std::move(target)), options_.threads) {
-    addRoutes(router_, options_);
+    addRoutes(router_, RouteContext{options_, plugins});
   }
 
   static core::DatabaseTarget withClient(core::DatabaseTarget target) {
@@ -169,8 +169,8 @@ class Service::Impl {
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
-Service::Service(core::DatabaseTarget target, ServiceOptions options)
-    : impl_(std::make_unique<Impl>(std::move(target), std::move(options))) {}
+Service::Service(core::DatabaseTarget target, ServiceOptions options, const core::PluginRegistry& plugins)
+    : impl_(std::make_unique<Impl>(std::move(target), std::move(options), plugins)) {}
 Service::~Service() { impl_->stop(); }
 void Service::start() { impl_->start(); }
 void Service::stop() { impl_->stop(); }

@@ -10,12 +10,18 @@
 #include "pg_test_support.hpp"
 #include "syncpod/core/api_tokens.hpp"
 #include "syncpod/core/job_queue.hpp"
+#include "syncpod/core/plugins.hpp"
 #include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
 namespace {
 
 using syncpod::testing::execute;
+
+const core::PluginRegistry& plugins() {
+  static const auto registry = core::PluginRegistry::load({SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so"});
+  return registry;
+}
 
 struct Reply {
   int status = 0;
@@ -33,7 +39,7 @@ class ServiceTest : public syncpod::testing::PgTest {
     options.port = 0;
     options.threads = 2;
     options.max_body_bytes = 4096;
-    service_ = std::make_unique<Service>(target_, options);
+    service_ = std::make_unique<Service>(target_, options, plugins());
     service_->start();
     core::TokenStore tokens(target_);
     for (const auto scope : {core::TokenScope::Read, core::TokenScope::Write, core::TokenScope::Admin}) {
@@ -74,6 +80,27 @@ class ServiceTest : public syncpod::testing::PgTest {
     auto result = queue.enqueue(request);
     EXPECT_TRUE(result) << result.error().message;
     return result ? result->id : 0;
+  }
+
+  /// An integration config from a memory source holding a secret token to a memory target.
+  static Json memoryConfig(const std::string& token = "s3cret-token") {
+    return {{"source", {{"plugin", "memory"},
+                        {"config", {{"records", {{"items", Json::array({{{"id", 1}, {"name", "a"}}})}}},
+                                    {"token", token}}}}},
+            {"target", {{"plugin", "memory"}, {"config", {{"records", {{"items", Json::array()}}}}}}},
+            {"deletion_policy", "additive"},
+            {"streams", {{{"name", "items"}, {"source_stream", "items"}, {"target_stream", "items"},
+                          {"key", {"id"}}, {"fields", {{"id", "id"}, {"name", "name"}}}}}}};
+  }
+
+  Reply create(const std::string& name, const Json& config = memoryConfig()) {
+    return call("POST", "/api/v1/integrations", core::TokenScope::Write,
+                Json{{"name", name}, {"config", config}}.dump());
+  }
+
+  std::string storedToken(std::int64_t id) {
+    return syncpod::testing::queryScalar(target_, "SELECT config->'source'->'config'->>'token' FROM " +
+                                                      target_.schema + ".integrations WHERE id = " + std::to_string(id));
   }
 
   static void expectError(const Reply& reply, int status, const std::string& code) {
@@ -184,6 +211,153 @@ TEST_F(ServiceTest, TokensAreStoredHashedAndNeverShownAgain) {
   auto revoked = tokens.verify(secret);
   ASSERT_TRUE(revoked);
   EXPECT_FALSE(revoked->has_value());
+}
+
+TEST_F(ServiceTest, IntegrationsAreCreatedReadAndListedWithSecretsHidden) {
+  const auto created = create("crm");
+  ASSERT_EQ(created.status, 201) << created.text;
+  const auto id = created.body["id"].get<std::int64_t>();
+  EXPECT_EQ(created.body["config"]["source"]["config"]["token"], "********");
+  EXPECT_EQ(created.body["enabled"], true);
+  EXPECT_EQ(storedToken(id), "s3cret-token");
+
+  const auto one = call("GET", "/api/v1/integrations/" + std::to_string(id), core::TokenScope::Read);
+  EXPECT_EQ(one.status, 200);
+  EXPECT_EQ(one.text.find("s3cret"), std::string::npos) << one.text;
+  ASSERT_EQ(create("erp").status, 201);
+  const auto first = call("GET", "/api/v1/integrations?limit=1", core::TokenScope::Read);
+  ASSERT_EQ(first.status, 200) << first.text;
+  ASSERT_EQ(first.body["items"].size(), 1U);
+  EXPECT_EQ(first.body["items"][0]["name"], "crm");
+  ASSERT_TRUE(first.body["next_cursor"].is_string()) << first.text;
+  const auto second = call("GET", "/api/v1/integrations?limit=1&cursor=" + first.body["next_cursor"].get<std::string>(),
+                           core::TokenScope::Read);
+  EXPECT_EQ(second.body["items"][0]["name"], "erp") << second.text;
+  EXPECT_TRUE(second.body["next_cursor"].is_null()) << second.text;
+  EXPECT_EQ(second.text.find("s3cret"), std::string::npos) << second.text;
+  expectError(call("GET", "/api/v1/integrations?limit=0", core::TokenScope::Read), 400, "invalid_parameter");
+  expectError(call("GET", "/api/v1/integrations?colour=red", core::TokenScope::Read), 400, "unknown_parameter");
+}
+
+TEST_F(ServiceTest, UpdatesKeepSecretsSentBackHidden) {
+  const auto id = create("crm").body["id"].get<std::int64_t>();
+  const auto path = "/api/v1/integrations/" + std::to_string(id);
+  auto shown = call("GET", path, core::TokenScope::Read).body;
+  auto config = shown["config"];
+  config["deletion_policy"] = "conservative";
+  const auto kept = call("PUT", path, core::TokenScope::Write, Json{{"name", "crm2"}, {"config", config}}.dump());
+  ASSERT_EQ(kept.status, 200) << kept.text;
+  EXPECT_EQ(kept.body["name"], "crm2");
+  EXPECT_EQ(kept.body["config"]["deletion_policy"], "conservative");
+  EXPECT_EQ(storedToken(id), "s3cret-token");
+
+  config["source"]["config"]["token"] = "new-token";
+  ASSERT_EQ(call("PUT", path, core::TokenScope::Write, Json{{"name", "crm2"}, {"config", config}}.dump()).status, 200);
+  EXPECT_EQ(storedToken(id), "new-token");
+
+  ASSERT_EQ(call("POST", path + "/disable", core::TokenScope::Write).body["enabled"], false);
+  ASSERT_EQ(call("POST", path + "/enable", core::TokenScope::Write).body["enabled"], true);
+  expectError(call("PUT", "/api/v1/integrations/999", core::TokenScope::Write,
+                   Json{{"name", "x"}, {"config", memoryConfig()}}.dump()),
+              404, "not_found");
+}
+
+TEST_F(ServiceTest, BadIntegrationsAreRefusedSayingWhatIsWrong) {
+  auto config = memoryConfig();
+  config["source"]["plugin"] = "nosuch";
+  config["streams"][0]["fields"]["name"] = 7;
+  const auto invalid = create("bad", config);
+  expectError(invalid, 422, "invalid_config");
+  ASSERT_TRUE(invalid.body["error"]["details"]["problems"].is_array()) << invalid.text;
+  EXPECT_FALSE(invalid.body["error"]["details"]["problems"].empty());
+  EXPECT_TRUE(invalid.body["error"]["details"]["problems"][0]["path"].is_string());
+
+  auto unknown_plugin = memoryConfig();
+  unknown_plugin["source"]["plugin"] = "nosuch";
+  const auto problems = create("bad", unknown_plugin).body["error"]["details"]["problems"];
+  EXPECT_NE(problems.dump().find("nosuch"), std::string::npos) << problems.dump();
+
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Write, R"({"name": "x", "config": {}, "colour": 1})"),
+              400, "unknown_field");
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Write, R"({"name": 5, "config": {}})"), 400,
+              "wrong_type");
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Write, R"({"config": {}})"), 400, "missing_field");
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Write, R"({"name": "x", "config": )"), 400,
+              "invalid_json");
+  ASSERT_EQ(create("twice").status, 201);
+  expectError(create("twice"), 409, "conflict");
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Read, "{}"), 403, "forbidden");
+
+  const auto valid = call("POST", "/api/v1/integrations/validate", core::TokenScope::Write,
+                          Json{{"config", memoryConfig()}}.dump());
+  EXPECT_EQ(valid.body["valid"], true) << valid.text;
+  const auto not_valid = call("POST", "/api/v1/integrations/validate", core::TokenScope::Write,
+                              Json{{"config", config}}.dump());
+  EXPECT_EQ(not_valid.body["valid"], false) << not_valid.text;
+  EXPECT_FALSE(not_valid.body["problems"].empty());
+}
+
+TEST_F(ServiceTest, SyncsAreQueuedMergedListedAndRefusedWhenWrong) {
+  const auto id = create("crm").body["id"].get<std::int64_t>();
+  const auto syncs = "/api/v1/integrations/" + std::to_string(id) + "/syncs";
+  const auto full = call("POST", syncs, core::TokenScope::Write, "");
+  ASSERT_EQ(full.status, 202) << full.text;
+  EXPECT_EQ(full.body["kind"], "full");
+  EXPECT_EQ(full.body["state"], "queued");
+  EXPECT_EQ(full.body["merged"], false);
+  const auto again = call("POST", syncs, core::TokenScope::Write, R"({"kind": "full"})");
+  EXPECT_EQ(again.body["id"], full.body["id"]);
+  EXPECT_EQ(again.body["merged"], true);
+  const auto partial = call("POST", syncs, core::TokenScope::Write, R"({"kind": "partial", "keys": ["1"]})");
+  ASSERT_EQ(partial.status, 202) << partial.text;
+  const auto plan = call("POST", syncs, core::TokenScope::Write, R"({"plan": true})");
+  ASSERT_EQ(plan.status, 202) << plan.text;
+  EXPECT_EQ(plan.body["payload"]["plan"], true) << plan.text;
+
+  expectError(call("POST", syncs, core::TokenScope::Write, R"({"kind": "partial"})"), 400, "invalid_field");
+  expectError(call("POST", syncs, core::TokenScope::Write, R"({"kind": "sideways"})"), 400, "invalid_field");
+  expectError(call("POST", syncs, core::TokenScope::Write, R"({"keys": ["1"]})"), 400, "invalid_field");
+  expectError(call("POST", "/api/v1/integrations/999/syncs", core::TokenScope::Write, ""), 404, "not_found");
+  ASSERT_EQ(call("POST", "/api/v1/integrations/" + std::to_string(id) + "/disable", core::TokenScope::Write).status, 200);
+  expectError(call("POST", syncs, core::TokenScope::Write, ""), 409, "conflict");
+
+  const auto listed = call("GET", "/api/v1/jobs?integration_id=" + std::to_string(id) + "&limit=2", core::TokenScope::Read);
+  ASSERT_EQ(listed.status, 200) << listed.text;
+  ASSERT_EQ(listed.body["items"].size(), 2U);
+  EXPECT_EQ(listed.body["items"][0]["id"], plan.body["id"]);  // newest first
+  const auto rest = call("GET", "/api/v1/jobs?integration_id=" + std::to_string(id) + "&limit=2&cursor=" +
+                                    listed.body["next_cursor"].get<std::string>(),
+                         core::TokenScope::Read);
+  ASSERT_EQ(rest.body["items"].size(), 1U) << rest.text;
+  EXPECT_EQ(rest.body["items"][0]["id"], full.body["id"]);
+  const auto partials = call("GET", "/api/v1/jobs?kind=partial&state=queued", core::TokenScope::Read);
+  ASSERT_EQ(partials.body["items"].size(), 1U) << partials.text;
+  expectError(call("GET", "/api/v1/jobs?state=done", core::TokenScope::Read), 400, "invalid_parameter");
+}
+
+TEST_F(ServiceTest, DeletingAnIntegrationWaitsForItsRunningJob) {
+  const auto id = create("crm").body["id"].get<std::int64_t>();
+  const auto path = "/api/v1/integrations/" + std::to_string(id);
+  ASSERT_EQ(call("POST", path + "/syncs", core::TokenScope::Write, "").status, 202);
+  core::JobQueue queue(target_);
+  const auto worker = queue.registerWorker({1, "test", "localhost", 1});
+  ASSERT_TRUE(worker);
+  auto claimed = queue.claim(*worker, 1);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  expectError(call("DELETE", path, core::TokenScope::Write), 409, "conflict");
+  ASSERT_TRUE(queue.complete(*worker, core::Completion{(*claimed)[0].id, (*claimed)[0].attempt}));
+  execute(target_, "INSERT INTO job_progress (job_id, fetched, diffed, applied) VALUES (" +
+                       std::to_string((*claimed)[0].id) + ", 3, 2, 1)");
+  const auto job = call("GET", "/api/v1/jobs/" + std::to_string((*claimed)[0].id), core::TokenScope::Read);
+  ASSERT_EQ(job.body["attempts"].size(), 1U) << job.text;
+  EXPECT_EQ(job.body["attempts"][0]["outcome"], "succeeded");
+  EXPECT_EQ(job.body["attempts"][0]["worker_id"], *worker);
+  EXPECT_EQ(job.body["progress"]["fetched"], 3);
+  EXPECT_EQ(job.body["progress"]["applied"], 1);
+  const auto deleted = call("DELETE", path, core::TokenScope::Write);
+  EXPECT_EQ(deleted.status, 204) << deleted.text;
+  expectError(call("GET", path, core::TokenScope::Read), 404, "not_found");
+  expectError(call("DELETE", path, core::TokenScope::Write), 404, "not_found");
 }
 
 }  // namespace

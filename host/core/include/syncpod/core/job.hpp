@@ -69,6 +69,25 @@ struct Job {
   TimePoint created_at;
 };
 
+/// One finished attempt of a job (job_attempts).
+struct JobAttempt {
+  int attempt = 0;
+  std::optional<WorkerId> worker_id;
+  std::optional<TimePoint> started_at;
+  TimePoint finished_at;
+  std::string outcome;  ///< succeeded, failed, retry, rescued, cancelled, released
+  std::optional<std::string> error;
+};
+
+/// The counts a running sync publishes (job_progress).
+struct JobProgress {
+  long long fetched = 0;
+  long long diffed = 0;
+  long long applied = 0;
+  long long failed = 0;
+  TimePoint updated_at;
+};
+
 /// A request for one job.
 struct EnqueueRequest {
   IntegrationId integration_id = 0;

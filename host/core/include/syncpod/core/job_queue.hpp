@@ -25,6 +25,15 @@ struct JobQueueOptions {
   RetryPolicy retry;
 };
 
+/// Which jobs list() returns: every given condition holds.
+struct JobFilter {
+  std::optional<IntegrationId> integration_id;
+  std::optional<JobState> state;
+  std::optional<JobKind> kind;
+  std::optional<JobId> before;  ///< only ids below this (the next page after a job)
+  int limit = 50;
+};
+
 /// Registration data of a worker process.
 struct WorkerInfo {
   int capacity = 1;
@@ -59,6 +68,13 @@ class JobQueue {
   Result<CancelOutcome> cancel(JobId id);
 
   Result<std::optional<Job>> find(JobId id);
+
+  /// Jobs matching `filter`, newest first.
+  Result<std::vector<Job>> list(const JobFilter& filter);
+  /// The job's finished attempts, oldest first (the running one is in the job row).
+  Result<std::vector<JobAttempt>> attempts(JobId id);
+  /// What the job's sync last published; nullopt before it published anything.
+  Result<std::optional<JobProgress>> progress(JobId id);
 
   // --- workers ---------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@
 
 #include "syncpod/core/database.hpp"
 
+namespace syncpod::core {
+class PluginRegistry;
+}
+
 namespace syncpod::service {
 
 /// Limits and where to listen. The defaults are safe for a service exposed inside a cluster.
@@ -29,8 +33,9 @@ struct ServiceOptions {
 /// listens; stop() waits for requests in flight.
 class Service {
  public:
-  /// Connects the database connections at once; throws core::DatabaseUnavailable.
-  Service(core::DatabaseTarget target, ServiceOptions options);
+  /// Connects the database connections at once; throws core::DatabaseUnavailable. `plugins`
+  /// (used to validate configs and to know which fields are secrets) must outlive the service.
+  Service(core::DatabaseTarget target, ServiceOptions options, const core::PluginRegistry& plugins);
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;

@@ -1,0 +1,121 @@
+// The CLI client against a running service: `syncpod tokens`, `syncpod sync` and `syncpod jobs`
+// drive the real binary over real HTTP on 127.0.0.1, as an operator would.
+
+#include <csignal>
+#include <regex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pg_test_support.hpp"
+#include "process.hpp"
+
+namespace syncpod::testing {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kBinary = SYNCPOD_BINARY;
+
+class ApiCliTest : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    const auto created = runSplit({kBinary, "tokens", "create", "--name=cli", "--scope=write",
+                                   "--database-url=" + target_.url, "--schema=" + target_.schema});
+    ASSERT_EQ(created.exit_code, 0) << created.errors;
+    token_ = created.output.substr(0, created.output.find('\n'));
+    const Json config = {
+        {"source", {{"plugin", "memory"}, {"config", {{"records", {{"items", Json::array({{{"id", 1}, {"name", "a"}},
+                                                                                         {{"id", 2}, {"name", "b"}}})}}}}}}},
+        {"target", {{"plugin", "memory"}, {"config", {{"records", {{"items", Json::array()}}}}}}},
+        {"streams", {{{"name", "items"}, {"source_stream", "items"}, {"target_stream", "items"},
+                      {"key", {"id"}}, {"fields", {{"id", "id"}, {"name", "name"}}}}}}};
+    integration_ = std::to_string(createIntegration("cli"));
+    execute(target_, "UPDATE integrations SET config = '" + config.dump() + "'::jsonb WHERE id = " + integration_);
+  }
+
+  /// Starts `serve` with `role` on a free port and returns the API URL it listens on.
+  std::string startServe(const std::string& role) {
+    serve_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        kBinary, "serve", "--role=" + role, "--database-url=" + target_.url, "--schema=" + target_.schema,
+        "--http-host=127.0.0.1", "--http-port=0", "--plugin-path=" SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so",
+        "--terminating-grace=300ms", "--scale-interval=100ms", "--keda-polling-interval=100ms",
+        "--heartbeat-interval=200ms", "--rescue-lease=2s"});
+    EXPECT_TRUE(serve_->waitForOutput("ready: role", 20s)) << serve_->output();
+    std::smatch port;
+    const auto output = serve_->output();
+    EXPECT_TRUE(std::regex_search(output, port, std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)"))) << output;
+    return "http://127.0.0.1:" + port[1].str();
+  }
+
+  void TearDown() override {
+    if (serve_) {
+      serve_->signal(SIGTERM);
+      EXPECT_EQ(serve_->wait(30s), 0) << serve_->output();
+    }
+    PgTest::TearDown();
+  }
+
+  SplitRunResult cli(std::vector<std::string> args, const std::string& url) {
+    args.insert(args.begin(), kBinary);
+    return runSplit(args, {{"SYNCPOD_API_URL", url}, {"SYNCPOD_API_TOKEN", token_}});
+  }
+
+  std::string token_;
+  std::string integration_;
+  std::unique_ptr<ChildProcess> serve_;
+};
+
+TEST_F(ApiCliTest, QueuesShowsListsAndCancelsJobs) {
+  const auto url = startServe("service");
+  const auto queued = cli({"sync", integration_, "--no-wait"}, url);
+  ASSERT_EQ(queued.exit_code, 0) << queued.errors;
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(queued.output, id, std::regex("job ([0-9]+) queued"))) << queued.output;
+  const auto job = id[1].str();
+
+  const auto listed = cli({"jobs", "list", "--json"}, url);
+  ASSERT_EQ(listed.exit_code, 0) << listed.errors;
+  EXPECT_EQ(Json::parse(listed.output)["items"][0]["id"].dump(), job);
+  const auto table = cli({"jobs", "list", "--state=queued"}, url);
+  EXPECT_NE(table.output.find(job + " "), std::string::npos) << table.output;
+  const auto shown = cli({"jobs", "show", job}, url);
+  EXPECT_NE(shown.output.find("full  queued  integration " + integration_), std::string::npos) << shown.output;
+
+  EXPECT_EQ(cli({"jobs", "cancel", job}, url).output, "job " + job + ": cancelled\n");
+  const auto watched = cli({"jobs", "watch", job}, url);
+  EXPECT_EQ(watched.exit_code, 1) << "a cancelled job is not a success";
+  EXPECT_NE(watched.output.find("cancelled"), std::string::npos) << watched.output;
+
+  const auto missing = cli({"jobs", "show", "999999"}, url);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.errors.find("404: no job 999999"), std::string::npos) << missing.errors;
+  const auto unauthorised = runSplit({kBinary, "jobs", "list"}, {{"SYNCPOD_API_URL", url}, {"SYNCPOD_API_TOKEN", "sp_wrong"}});
+  EXPECT_EQ(unauthorised.exit_code, 1);
+  EXPECT_NE(unauthorised.errors.find("401"), std::string::npos) << unauthorised.errors;
+}
+
+TEST_F(ApiCliTest, SyncWatchesTheJobToItsEnd) {
+  const auto url = startServe("all");
+  const auto synced = cli({"sync", integration_}, url);
+  EXPECT_EQ(synced.exit_code, 0) << synced.output << synced.errors << serve_->output();
+  EXPECT_NE(synced.output.find("succeeded"), std::string::npos) << synced.output;
+  EXPECT_NE(synced.output.find("items → target: 2 created, 0 updated, 0 deleted"), std::string::npos) << synced.output;
+  const auto planned = cli({"sync", integration_, "--plan"}, url);
+  EXPECT_EQ(planned.exit_code, 0) << planned.output << planned.errors;
+  EXPECT_NE(planned.output.find("plan only"), std::string::npos) << planned.output;
+}
+
+TEST_F(ApiCliTest, UnreachableServiceAndMissingTokenAreOneLine) {
+  const auto down = cli({"jobs", "list"}, "http://127.0.0.1:1");
+  EXPECT_EQ(down.exit_code, 78);
+  EXPECT_NE(down.errors.find("cannot reach the syncpod service at http://127.0.0.1:1"), std::string::npos) << down.errors;
+  const auto no_token = runSplit({kBinary, "jobs", "list"}, {{"SYNCPOD_API_TOKEN", ""}});
+  EXPECT_EQ(no_token.exit_code, 78);
+  EXPECT_NE(no_token.errors.find("SYNCPOD_API_TOKEN"), std::string::npos) << no_token.errors;
+}
+
+}  // namespace
+}  // namespace syncpod::testing
