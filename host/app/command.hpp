@@ -41,5 +41,6 @@ CommandPtr makeMigrateCommand();
 CommandPtr makePluginsCommand();
 CommandPtr makeServeCommand();
 CommandPtr makeRunJobCommand();
+CommandPtr makeScalingCommand();
 
 }  // namespace syncpod::app

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   commands.push_back(makeMigrateCommand());
   commands.push_back(makePluginsCommand());
   commands.push_back(makeServeCommand());
+  commands.push_back(makeScalingCommand());
   commands.push_back(makeRunJobCommand());
 
   const std::string first = argc > 1 ? argv[1] : "";
