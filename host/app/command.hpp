@@ -49,5 +49,6 @@ CommandPtr makeRunJobCommand();
 CommandPtr makeTokensCommand();
 CommandPtr makeJobsCommand();
 CommandPtr makeSyncCommand();
+CommandPtr makeScalingCommand();
 
 }  // namespace syncpod::app

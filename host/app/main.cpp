@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   commands.push_back(makeTokensCommand());
   commands.push_back(makeJobsCommand());
   commands.push_back(makeSyncCommand());
+  commands.push_back(makeScalingCommand());
   commands.push_back(makeRunJobCommand());
 
   const std::string first = argc > 1 ? argv[1] : "";

@@ -17,6 +17,7 @@
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/migrator.hpp"
 #include "syncpod/service/service.hpp"
+#include "syncpod/singleton/singleton.hpp"
 #include "syncpod/worker/worker.hpp"
 
 namespace syncpod::app {
@@ -97,6 +98,41 @@ service::ServiceOptions serviceOptions(const core::Settings& settings) {
   return options;
 }
 
+/// Reads and checks the singleton's settings; throws ConfigError naming the setting at fault.
+singleton::SingletonOptions singletonOptions(const core::Settings& settings,
+                                             const core::JobQueueOptions& queue_options) {
+  singleton::SingletonOptions options;
+  options.scale_interval = settings.duration("scale_interval");
+  options.lease_ttl = settings.duration("leader_lease_ttl");
+  options.renew_interval = settings.duration("leader_renew_interval");
+  options.rescue_interval = settings.duration("rescue_interval");
+  options.cleanup_interval = settings.duration("cleanup_interval");
+  options.change_poll_interval = settings.duration("change_poll_interval");
+  options.worker_stale_after = settings.duration("rescue_lease");
+  options.queue = queue_options;
+  const auto policy = core::parseScalingPolicy(settings.get("scaling_policy"));
+  if (!policy) {
+    throw core::ConfigError("invalid scaling_policy '" + settings.get("scaling_policy") +
+                            "' (from " + settings.sourceOf("scaling_policy") +
+                            "): use seed or queue-aware");
+  }
+  options.scaling.policy = *policy;
+  options.scaling.worker_capacity = static_cast<int>(settings.integer("worker_capacity", 1, 1000));
+  options.scaling.minimum_active_workers =
+      static_cast<int>(settings.integer("minimum_active_workers", 0, 10000));
+  options.cleanup.retention = settings.duration("retention");
+  options.cleanup.stale_after = options.worker_stale_after;
+  // Renewed at least three times per TTL, one late renewal never costs the lease.
+  if (options.renew_interval * 3 > options.lease_ttl) {
+    throw core::ConfigError("leader_renew_interval (from " +
+                            settings.sourceOf("leader_renew_interval") +
+                            ") must be at most a third of leader_lease_ttl (from " +
+                            settings.sourceOf("leader_lease_ttl") +
+                            "), so one late renewal does not cost the lease");
+  }
+  return options;
+}
+
 /// `syncpod serve --role=…`: runs one role (or all of them) until SIGTERM or SIGINT.
 class ServeCommand final : public Command {
  public:
@@ -116,7 +152,8 @@ class ServeCommand final : public Command {
             "poll_interval",   "terminating_grace", "drain_deadline",    "stop_grace",
             "job_memory_limit", "scale_interval",   "keda_polling_interval", "http_host",
             "http_port",        "http_threads",     "http_max_body",     "http_max_json_depth",
-            "http_read_timeout"};
+            "http_read_timeout", "scaling_policy",  "minimum_active_workers", "leader_lease_ttl",
+            "leader_renew_interval", "change_poll_interval", "cleanup_interval", "retention"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>&) override {
@@ -127,7 +164,6 @@ class ServeCommand final : public Command {
     }
     core::DatabaseTarget target{settings.get("database_url"), settings.get("schema")};
     target.validate();
-    const auto rescue_interval = settings.duration("rescue_interval");
     core::JobQueueOptions queue_options;
     queue_options.rescue_lease =
         std::chrono::duration_cast<std::chrono::seconds>(settings.duration("rescue_lease"));
@@ -136,6 +172,9 @@ class ServeCommand final : public Command {
                               ") must be at least 1s: workers heartbeat every few seconds");
     }
     const bool runs_worker = role == "worker" || role == "all";
+    const bool runs_singleton = role == "singleton" || role == "all";
+    std::optional<singleton::SingletonOptions> singleton_options;
+    if (runs_singleton) singleton_options = singletonOptions(settings, queue_options);
     std::optional<worker::WorkerOptions> worker_options;
     if (runs_worker) {
       worker_options = workerOptions(settings);
@@ -146,11 +185,13 @@ class ServeCommand final : public Command {
     // Refuse to run against a schema this binary does not match.
     core::Migrator(target, core::embeddedMigrations()).requireCurrent();
 
-    // The service validates configs against the plugins; a worker with thread isolation runs
-    // them. A worker with process isolation leaves loading to each job's process.
+    // The service validates configs against the plugins, the singleton asks sources for
+    // changes, and a worker with thread isolation runs them. A worker with process isolation
+    // leaves loading to each job's process.
     const bool runs_service = role == "service" || role == "all";
     std::optional<core::PluginRegistry> plugins;
-    if (runs_service || (runs_worker && worker_options->isolation == worker::Isolation::Thread)) {
+    if (runs_service || runs_singleton ||
+        (runs_worker && worker_options->isolation == worker::Isolation::Thread)) {
       plugins = loadPlugins(settings);
     }
 
@@ -165,18 +206,15 @@ class ServeCommand final : public Command {
       api = std::make_unique<service::Service>(target, serviceOptions(settings), *plugins);
       api->start();
     }
-    std::shared_ptr<core::JobQueue> maintenance_queue;
-    if (role == "singleton" || role == "all") {
-      maintenance_queue = std::make_shared<core::JobQueue>(target, queue_options);
+    std::unique_ptr<singleton::Singleton> leader;
+    if (runs_singleton) {
+      leader = std::make_unique<singleton::Singleton>(target, *singleton_options,
+                                                      plugins ? &*plugins : nullptr);
     }
 
     std::atomic<bool> stopping{false};
-    std::thread maintenance;
-    if (maintenance_queue) {
-      maintenance = std::thread([maintenance_queue, rescue_interval, &stopping] {
-        runMaintenance(*maintenance_queue, rescue_interval, stopping);
-      });
-    }
+    std::thread singleton_thread;
+    if (leader) singleton_thread = std::thread([&leader] { leader->run(); });
 
     // The worker runs on a thread of its own; this one waits for signals and passes them on.
     std::mutex worker_mutex;
@@ -232,8 +270,9 @@ class ServeCommand final : public Command {
     }
     stopping = true;
     if (api) api->stop();
+    if (leader) leader->stop();
     if (worker_thread.joinable()) worker_thread.join();
-    if (maintenance.joinable()) maintenance.join();
+    if (singleton_thread.joinable()) singleton_thread.join();
     spdlog::info("stopped");
     if (abandoned) {
       // A job's thread still runs plugin code: destructors must not run under it.
@@ -241,27 +280,6 @@ class ServeCommand final : public Command {
       std::_Exit(worker_exit);
     }
     return worker_exit;
-  }
-
- private:
-  /// Rescues jobs of workers that stopped heartbeating. Safe with several instances: rescue
-  /// skips rows another instance holds.
-  static void runMaintenance(core::JobQueue& queue, std::chrono::milliseconds interval,
-                             const std::atomic<bool>& stopping) {
-    auto next = std::chrono::steady_clock::now();
-    while (!stopping) {
-      if (std::chrono::steady_clock::now() >= next) {
-        next += interval;
-        auto rescued = queue.rescue();
-        if (!rescued) {
-          spdlog::warn("rescue failed: {}", rescued.error().message);
-        } else if (rescued->requeued + rescued->failed + rescued->cancelled > 0) {
-          spdlog::info("rescued orphaned jobs: {} re-queued, {} failed, {} cancelled",
-                       rescued->requeued, rescued->failed, rescued->cancelled);
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
   }
 };
 

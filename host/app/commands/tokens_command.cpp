@@ -15,18 +15,10 @@ constexpr int kExitOk = 0;
 constexpr int kExitRefused = 1;
 constexpr int kExitUsage = 64;
 
-std::string utcText(std::optional<core::TimePoint> time) {
-  if (!time) return "-";
-  const std::time_t seconds = core::Clock::to_time_t(*time);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
+std::string utcText(std::optional<core::TimePoint> time) { return time ? core::isoTime(*time) : "-"; }
 
 nlohmann::json timeOrNull(std::optional<core::TimePoint> time) {
-  return time ? nlohmann::json(utcText(time)) : nlohmann::json(nullptr);
+  return time ? nlohmann::json(core::isoTime(*time)) : nlohmann::json(nullptr);
 }
 
 /// `syncpod tokens create|list|revoke`: bearer tokens for the REST API.
@@ -120,10 +112,10 @@ class TokensCommand final : public Command {
       std::cout << document.dump(2) << "\n";
       return kExitOk;
     }
-    std::printf("%-24s %-6s %-8s %-20s %-20s %s\n", "NAME", "SCOPE", "PREFIX", "CREATED",
+    std::printf("%-24s %-6s %-8s %-24s %-24s %s\n", "NAME", "SCOPE", "PREFIX", "CREATED",
                 "LAST USED", "REVOKED");
     for (const auto& token : *tokens) {
-      std::printf("%-24s %-6s %-8s %-20s %-20s %s\n", token.name.c_str(),
+      std::printf("%-24s %-6s %-8s %-24s %-24s %s\n", token.name.c_str(),
                   std::string(core::toString(token.scope)).c_str(), token.prefix.c_str(),
                   utcText(token.created_at).c_str(), utcText(token.last_used_at).c_str(),
                   utcText(token.revoked_at).c_str());

@@ -1,6 +1,8 @@
 #include "syncpod/core/job.hpp"
 
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <utility>
 
 namespace syncpod::core {
@@ -53,6 +55,19 @@ constexpr std::array<std::pair<Completion::Outcome, std::string_view>, 5> kOutco
 }};
 
 }  // namespace
+
+std::string isoTime(TimePoint time) {
+  const auto millis = std::chrono::floor<std::chrono::milliseconds>(time);
+  const auto day = std::chrono::floor<std::chrono::days>(millis);
+  const std::chrono::year_month_day date(day);
+  const std::chrono::hh_mm_ss clock(millis - day);
+  char text[40];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02ld:%02ld:%02ld.%03ldZ", int(date.year()),
+                unsigned(date.month()), unsigned(date.day()), long(clock.hours().count()),
+                long(clock.minutes().count()), long(clock.seconds().count()),
+                long(clock.subseconds().count()));
+  return text;
+}
 
 std::string_view toString(Completion::Outcome outcome) { return nameOf(kOutcomes, outcome); }
 std::optional<Completion::Outcome> parseOutcome(std::string_view text) {

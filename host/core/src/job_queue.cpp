@@ -214,7 +214,7 @@ WITH input AS (
   SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
 )SQL" + requeueAndNotify("$6");
 
-// $1: worker id. Unknown worker → no row. Its running jobs are found through the lanes, the
+// $1: worker id. Unknown worker, or one cleanup marked TERMINATED (gone) → no row. Its running jobs are found through the lanes, the
 // only index of running jobs.
 const std::string kHeartbeat = R"SQL(
 WITH mine AS MATERIALIZED (
@@ -225,7 +225,7 @@ WITH mine AS MATERIALIZED (
   UPDATE worker_lifecycle SET
     last_heartbeat_at = now(),
     running_jobs = (SELECT count(*) FROM mine)
-  WHERE id = $1::uuid
+  WHERE id = $1::uuid AND state <> 'TERMINATED'
   RETURNING id
 )
 SELECT m.id FROM w LEFT JOIN mine m ON m.cancel_requested_at IS NOT NULL
@@ -322,6 +322,118 @@ const std::string kList = "SELECT " + kJobColumns + R"SQL( FROM jobs j
 WHERE ($1::bigint IS NULL OR j.integration_id = $1) AND ($2::text IS NULL OR j.state = $2)
   AND ($3::text IS NULL OR j.kind = $3) AND j.id < $4
 ORDER BY j.id DESC LIMIT $5)SQL";
+
+// --- the leading singleton ---------------------------------------------------------------
+
+// $1: lease name, $2: holder, $3: term. The first statement of every fenced transaction: the
+// row lock makes a new holder's acquire wait until this transaction ends.
+const std::string kCheckFence = R"SQL(
+SELECT 1 FROM leader_lease
+WHERE name = $1 AND holder = $2 AND term = $3 AND expires_at > now()
+FOR SHARE
+)SQL";
+
+// $1: seconds within which a worker must have heartbeaten to count as alive.
+const std::string kScalingInputs = R"SQL(
+WITH alive AS MATERIALIZED (
+  SELECT id, state FROM worker_lifecycle
+  WHERE state IN ('INACTIVE', 'ACTIVE', 'RETIRED')
+    AND last_heartbeat_at >= now() - make_interval(secs => $1::float8)
+), running AS MATERIALIZED (
+  SELECT a.state
+  FROM job_lanes l
+  JOIN jobs j ON j.id = l.running_job_id
+  JOIN alive a ON a.id = j.worker_id
+  WHERE l.running_job_id IS NOT NULL AND j.state = 'running'
+)
+SELECT (SELECT count(*) FROM running),
+       (SELECT count(*) FROM running WHERE state = 'RETIRED'),
+       (SELECT count(*) FROM alive WHERE state = 'RETIRED'),
+       (SELECT count(*) FROM alive WHERE state <> 'RETIRED'),
+       (SELECT count(DISTINCT q.integration_id)
+        FROM job_queue q JOIN job_lanes l ON l.integration_id = q.integration_id
+        WHERE q.run_at <= now() AND l.running_job_id IS NULL)
+)SQL";
+
+const std::string kStoreScaling = R"SQL(
+UPDATE desired_pod_count SET
+  count = $1, ongoing_jobs = $2, runs_in_retired_workers = $3, retired_workers = $4,
+  queued_jobs = $5, active_workers = $6, policy = $7, worker_capacity = $8,
+  minimum_active_workers = $9, leader = $10, term = $11, computed_at = now()
+)SQL";
+
+const std::string kReadScaling =
+    "SELECT count, ongoing_jobs, runs_in_retired_workers, retired_workers, queued_jobs, "
+    "active_workers, policy, worker_capacity, minimum_active_workers, leader, term, " +
+    pg::epochMicros("computed_at") + " FROM desired_pod_count";
+
+const std::string kScheduledIntegrations =
+    "SELECT i.id, i.name, i.config::text, " + pg::epochMicros("i.updated_at") + ", (SELECT " +
+    pg::epochMicros("max(f.fire_time)") +
+    " FROM cron_fires f WHERE f.integration_id = i.id) FROM integrations i "
+    "WHERE i.enabled AND (i.config ? 'schedule' OR i.config ? 'detect_changes') ORDER BY i.id";
+
+// $1: integration, $2: fire time (epoch microseconds), $3: term.
+const std::string kRecordCronFire = R"SQL(
+INSERT INTO cron_fires (integration_id, fire_time, term)
+VALUES ($1, to_timestamp($2::float8 / 1000000), $3)
+ON CONFLICT DO NOTHING
+RETURNING 1
+)SQL";
+
+const std::string kCronFireJob = R"SQL(
+UPDATE cron_fires SET job_id = $3 WHERE integration_id = $1 AND fire_time = to_timestamp($2::float8 / 1000000)
+)SQL";
+
+// $1: seconds without a heartbeat. Workers that crashed or were killed never record their end.
+const std::string kMarkWorkersGone = R"SQL(
+UPDATE worker_lifecycle SET
+  state = 'TERMINATED',
+  state_changed_at = now(),
+  transitions = transitions || jsonb_build_object(
+      'state', 'TERMINATED', 'at', now(),
+      'reason', 'no heartbeat since ' || last_heartbeat_at || '; marked gone by the singleton')
+WHERE state <> 'TERMINATED' AND last_heartbeat_at < now() - make_interval(secs => $1::float8)
+RETURNING id
+)SQL";
+
+// $1: retention in seconds, $2: batch size. A job that finished before the cutoff was also
+// created before it: created_at is indexed, and never changes.
+const std::string kDeleteOldJobs = R"SQL(
+WITH old AS (
+  SELECT id FROM jobs
+  WHERE created_at < now() - make_interval(secs => $1::float8)
+    AND state IN ('succeeded', 'failed', 'cancelled')
+    AND finished_at < now() - make_interval(secs => $1::float8)
+  ORDER BY created_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+), attempts AS (
+  DELETE FROM job_attempts a USING old o WHERE a.job_id = o.id
+)
+DELETE FROM jobs j USING old o WHERE j.id = o.id RETURNING j.id
+)SQL";
+
+const std::string kDeleteOldWorkers = R"SQL(
+DELETE FROM worker_lifecycle WHERE id IN (
+  SELECT id FROM worker_lifecycle
+  WHERE state = 'TERMINATED' AND state_changed_at < now() - make_interval(secs => $1::float8)
+  ORDER BY state_changed_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+RETURNING id
+)SQL";
+
+// An integration's latest fire is where its schedule resumes: it is kept whatever its age.
+const std::string kDeleteOldCronFires = R"SQL(
+DELETE FROM cron_fires WHERE (integration_id, fire_time) IN (
+  SELECT c.integration_id, c.fire_time FROM cron_fires c
+  WHERE c.fired_at < now() - make_interval(secs => $1::float8)
+    AND c.fire_time < (SELECT max(m.fire_time) FROM cron_fires m
+                       WHERE m.integration_id = c.integration_id)
+  LIMIT $2)
+RETURNING 1
+)SQL";
 
 // ---------------------------------------------------------------------------------------
 
@@ -489,6 +601,70 @@ std::vector<Job> claimedJobs(const pqxx::result& rows) {
   return jobs;
 }
 
+
+RescueResult rescueResult(const pqxx::result& rows) {
+  RescueResult result;
+  for (const auto& row : rows) {
+    switch (stateOf(row[1])) {
+      case JobState::Queued: ++result.requeued; break;
+      case JobState::Failed: ++result.failed; break;
+      case JobState::Cancelled: ++result.cancelled; break;
+      default: break;
+    }
+  }
+  return result;
+}
+
+/// Maps enqueue's rows back to the requests (see JobQueue::enqueue).
+Result<std::vector<EnqueueResult>> enqueueResults(const std::vector<EnqueueRequest>& requests,
+                                                  const EnqueuePlan& plan,
+                                                  const pqxx::result& rows) {
+  if (rows.size() != plan.rows.size()) {
+    return Error{Error::Code::Internal, "enqueue returned " + std::to_string(rows.size()) +
+                                           " rows for " + std::to_string(plan.rows.size())};
+  }
+  // Merged rows name their request row; inserted rows fill the others in request-row order.
+  std::vector<EnqueueResult> by_row(plan.rows.size());
+  std::vector<bool> answered(plan.rows.size(), false);
+  for (const auto& row : rows) {
+    if (row[0].is_null()) continue;
+    const auto index = row[0].as<std::size_t>();
+    if (index >= answered.size() || answered[index]) {
+      return Error{Error::Code::Internal, "enqueue merged a request twice"};
+    }
+    answered[index] = true;
+    by_row[index] = {row[1].as<JobId>(), true};
+  }
+  std::size_t next = 0;
+  for (const auto& row : rows) {
+    if (!row[0].is_null()) continue;
+    while (next < answered.size() && answered[next]) ++next;
+    if (next == answered.size()) {
+      return Error{Error::Code::Internal, "enqueue inserted more jobs than it was asked for"};
+    }
+    answered[next] = true;
+    by_row[next] = {row[1].as<JobId>(), false};
+  }
+  std::vector<EnqueueResult> results;
+  results.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto result = by_row[plan.row_of_request[i]];
+    result.merged = result.merged || plan.merged_in_batch[i];
+    results.push_back(result);
+  }
+  return results;
+}
+
+std::optional<Error> validateAll(const std::vector<EnqueueRequest>& requests) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (auto problem = validate(requests[i])) {
+      problem->message = "request " + std::to_string(i) + ": " + problem->message;
+      return problem;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 class JobQueue::Impl {
@@ -515,6 +691,8 @@ class JobQueue::Impl {
     connection_->prepare("list", kList);
     connection_->prepare("attempts", kAttempts);
     connection_->prepare("progress", kProgress);
+
+    connection_->prepare("check_fence", kCheckFence);
   }
 
   /// Runs one prepared statement outside an explicit transaction; maps failures to Error.
@@ -532,6 +710,37 @@ class JobQueue::Impl {
   template <class Body>
   auto inTransaction(Body&& body) {
     return pg::inTransaction(*connection_, std::forward<Body>(body));
+  }
+
+  /// Runs `body` in one transaction that first checks `fence` (the lease row locked FOR
+  /// SHARE): a token that no longer holds the lease gets Fenced, and nothing is written.
+  template <class Body>
+  auto fenced(const LeaseToken& fence, Body&& body)
+      -> Result<decltype(body(std::declval<pqxx::work&>()))> {
+    try {
+      pqxx::work tx(*connection_);
+      if (tx.exec_prepared("check_fence", fence.name, fence.holder, fence.term).empty()) {
+        return Error{Error::Code::Fenced, "lease '" + fence.name + "' term " +
+                                              std::to_string(fence.term) + " is no longer held by " +
+                                              fence.holder + "; nothing was written"};
+      }
+      auto value = body(tx);
+      tx.commit();
+      return value;
+    } catch (const std::exception& error) {
+      return pg::toError(error);
+    }
+  }
+
+  /// fenced(), run again (at most three times) when a concurrent producer won a race on the
+  /// merge index: run again, the statement merges into that producer's job.
+  template <class Body>
+  auto fencedWithRetry(const LeaseToken& fence, Body&& body) {
+    auto result = fenced(fence, body);
+    for (int retry = 0; retry < 3 && !result && result.error().code == Error::Code::Conflict; ++retry) {
+      result = fenced(fence, body);
+    }
+    return result;
   }
 
   double backoffBase() const { return double(options_.retry.base.count()); }
@@ -568,12 +777,7 @@ std::string JobQueue::wakeChannel(const std::string& schema) {
 
 Result<std::vector<EnqueueResult>> JobQueue::enqueue(const std::vector<EnqueueRequest>& requests) {
   if (requests.empty()) return std::vector<EnqueueResult>{};
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    if (auto problem = validate(requests[i])) {
-      problem->message = "request " + std::to_string(i) + ": " + problem->message;
-      return *problem;
-    }
-  }
+  if (auto problem = validateAll(requests)) return *problem;
   const auto plan = planEnqueue(requests);
   const std::string input = plan.rows.dump();
   // A concurrent producer that inserted the same new mergeable job first makes this statement
@@ -583,40 +787,7 @@ Result<std::vector<EnqueueResult>> JobQueue::enqueue(const std::vector<EnqueueRe
     rows = impl_->run("enqueue", input, impl_->channel_);
   }
   if (!rows) return rows.error();
-  if (rows->size() != plan.rows.size()) {
-    return Error{Error::Code::Internal, "enqueue returned " + std::to_string(rows->size()) +
-                                           " rows for " + std::to_string(plan.rows.size())};
-  }
-  // Merged rows name their request row; inserted rows fill the others in request-row order.
-  std::vector<EnqueueResult> by_row(plan.rows.size());
-  std::vector<bool> answered(plan.rows.size(), false);
-  for (const auto& row : *rows) {
-    if (row[0].is_null()) continue;
-    const auto index = row[0].as<std::size_t>();
-    if (index >= answered.size() || answered[index]) {
-      return Error{Error::Code::Internal, "enqueue merged a request twice"};
-    }
-    answered[index] = true;
-    by_row[index] = {row[1].as<JobId>(), true};
-  }
-  std::size_t next = 0;
-  for (const auto& row : *rows) {
-    if (!row[0].is_null()) continue;
-    while (next < answered.size() && answered[next]) ++next;
-    if (next == answered.size()) {
-      return Error{Error::Code::Internal, "enqueue inserted more jobs than it was asked for"};
-    }
-    answered[next] = true;
-    by_row[next] = {row[1].as<JobId>(), false};
-  }
-  std::vector<EnqueueResult> results;
-  results.reserve(requests.size());
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    auto result = by_row[plan.row_of_request[i]];
-    result.merged = result.merged || plan.merged_in_batch[i];
-    results.push_back(result);
-  }
-  return results;
+  return enqueueResults(requests, plan, *rows);
 }
 
 Result<EnqueueResult> JobQueue::enqueue(const EnqueueRequest& request) {
@@ -753,15 +924,163 @@ Result<RescueResult> JobQueue::rescue() {
   auto rows = impl_->run("rescue", double(impl_->options_.rescue_lease.count()), impl_->channel_,
                          impl_->backoffBase(), impl_->backoffMax(), impl_->backoffJitter());
   if (!rows) return rows.error();
-  RescueResult result;
-  for (const auto& row : *rows) {
-    switch (stateOf(row[1])) {
-      case JobState::Queued: ++result.requeued; break;
-      case JobState::Failed: ++result.failed; break;
-      case JobState::Cancelled: ++result.cancelled; break;
-      default: break;
-    }
+  return rescueResult(*rows);
+}
+
+Result<RescueResult> JobQueue::rescue(const LeaseToken& fence) {
+  return impl_->fenced(fence, [&](pqxx::work& tx) {
+    return rescueResult(tx.exec_prepared("rescue", double(impl_->options_.rescue_lease.count()),
+                                         impl_->channel_, impl_->backoffBase(),
+                                         impl_->backoffMax(), impl_->backoffJitter()));
+  });
+}
+
+Result<ScalingInputs> JobQueue::scalingInputs(std::chrono::milliseconds alive_within) {
+  try {
+    pqxx::nontransaction tx(*impl_->connection_);
+    const auto row = tx.exec_params1(kScalingInputs, double(alive_within.count()) / 1000.0);
+    ScalingInputs inputs;
+    inputs.ongoing_jobs = row[0].as<int>();
+    inputs.runs_in_retired_workers = row[1].as<int>();
+    inputs.retired_workers = row[2].as<int>();
+    inputs.active_workers = row[3].as<int>();
+    inputs.queued_jobs = row[4].as<int>();
+    return inputs;
+  } catch (const std::exception& error) {
+    return pg::toError(error);
   }
+}
+
+Result<Done> JobQueue::storeScaling(const LeaseToken& fence, const ScalingRecord& record) {
+  return impl_->fenced(fence, [&](pqxx::work& tx) {
+    const auto& in = record.inputs;
+    const auto rows = tx.exec_params(
+        kStoreScaling, record.count, in.ongoing_jobs, in.runs_in_retired_workers,
+        in.retired_workers, in.queued_jobs, in.active_workers,
+        std::string(toString(record.settings.policy)), record.settings.worker_capacity,
+        record.settings.minimum_active_workers, fence.holder, fence.term);
+    if (rows.affected_rows() != 1) {
+      throw std::runtime_error("desired_pod_count does not have its one row");
+    }
+    return Done{};
+  });
+}
+
+Result<ScalingRecord> JobQueue::readScaling() {
+  try {
+    pqxx::nontransaction tx(*impl_->connection_);
+    const auto row = tx.exec1(kReadScaling);
+    ScalingRecord record;
+    record.count = row[0].as<int>();
+    record.inputs.ongoing_jobs = row[1].as<int>();
+    record.inputs.runs_in_retired_workers = row[2].as<int>();
+    record.inputs.retired_workers = row[3].as<int>();
+    record.inputs.queued_jobs = row[4].as<int>();
+    record.inputs.active_workers = row[5].as<int>();
+    record.policy_name = row[6].as<std::string>();
+    record.settings.policy = parseScalingPolicy(record.policy_name).value_or(ScalingPolicy::Seed);
+    record.settings.worker_capacity = row[7].as<int>();
+    record.settings.minimum_active_workers = row[8].as<int>();
+    record.leader = row[9].as<std::string>();
+    record.term = row[10].as<std::int64_t>();
+    record.computed_at = pg::fromEpochMicros(row[11].as<long long>());
+    return record;
+  } catch (const std::exception& error) {
+    return pg::toError(error);
+  }
+}
+
+Result<std::vector<ScheduledIntegration>> JobQueue::scheduledIntegrations() {
+  try {
+    pqxx::nontransaction tx(*impl_->connection_);
+    std::vector<ScheduledIntegration> integrations;
+    for (const auto& row : tx.exec(kScheduledIntegrations)) {
+      ScheduledIntegration integration;
+      integration.id = row[0].as<IntegrationId>();
+      integration.name = row[1].as<std::string>();
+      integration.config_json = row[2].as<std::string>();
+      integration.updated_at = pg::fromEpochMicros(row[3].as<long long>());
+      integration.last_cron_fire = optionalTime(row[4]);
+      integrations.push_back(std::move(integration));
+    }
+    return integrations;
+  } catch (const std::exception& error) {
+    return pg::toError(error);
+  }
+}
+
+Result<std::map<std::string, std::string>> JobQueue::sourceCursors(IntegrationId integration) {
+  try {
+    pqxx::nontransaction tx(*impl_->connection_);
+    std::map<std::string, std::string> cursors;
+    for (const auto& row : tx.exec_params(
+             "SELECT stream, cursor FROM sync_cursors WHERE integration_id = $1 AND side = 'source'",
+             integration)) {
+      cursors.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+    }
+    return cursors;
+  } catch (const std::exception& error) {
+    return pg::toError(error);
+  }
+}
+
+Result<CronFireResult> JobQueue::fireCron(const LeaseToken& fence, IntegrationId integration,
+                                          TimePoint fire_time) {
+  EnqueueRequest request;
+  request.integration_id = integration;
+  request.kind = JobKind::Full;
+  const std::vector<EnqueueRequest> requests{request};
+  const auto plan = planEnqueue(requests);
+  const std::string input = plan.rows.dump();
+  const auto micros = pg::toEpochMicros(fire_time);
+  return impl_->fencedWithRetry(fence, [&](pqxx::work& tx) -> CronFireResult {
+    if (tx.exec_params(kRecordCronFire, integration, micros, fence.term).empty()) return {};
+    auto results = enqueueResults(requests, plan, tx.exec_prepared("enqueue", input, impl_->channel_));
+    if (!results) throw std::runtime_error(results.error().message);
+    const auto& job = results->front();
+    tx.exec_params(kCronFireJob, integration, micros, job.id);
+    return CronFireResult{true, job.id, job.merged};
+  });
+}
+
+Result<std::vector<EnqueueResult>> JobQueue::enqueue(const LeaseToken& fence,
+                                                     const std::vector<EnqueueRequest>& requests) {
+  if (requests.empty()) return std::vector<EnqueueResult>{};
+  if (auto problem = validateAll(requests)) return *problem;
+  const auto plan = planEnqueue(requests);
+  const std::string input = plan.rows.dump();
+  auto results = impl_->fencedWithRetry(fence, [&](pqxx::work& tx) {
+    return enqueueResults(requests, plan, tx.exec_prepared("enqueue", input, impl_->channel_));
+  });
+  if (!results) return results.error();
+  return std::move(results).value();
+}
+
+Result<CleanupResult> JobQueue::cleanup(const LeaseToken& fence, const CleanupOptions& options) {
+  const double stale_s = double(options.stale_after.count()) / 1000.0;
+  const double retention_s = double(options.retention.count()) / 1000.0;
+  const int batch = std::max(options.batch_size, 1);
+  CleanupResult result;
+  auto gone = impl_->fenced(fence, [&](pqxx::work& tx) {
+    return static_cast<int>(tx.exec_params(kMarkWorkersGone, stale_s).size());
+  });
+  if (!gone) return gone.error();
+  result.workers_gone = *gone;
+  // Each batch commits on its own: a long cleanup never holds many row locks at once.
+  const auto deleteInBatches = [&](const std::string& sql, int& counter) -> std::optional<Error> {
+    for (int i = 0; i < options.max_batches; ++i) {
+      auto deleted = impl_->fenced(fence, [&](pqxx::work& tx) {
+        return static_cast<int>(tx.exec_params(sql, retention_s, batch).size());
+      });
+      if (!deleted) return deleted.error();
+      counter += *deleted;
+      if (*deleted < batch) break;
+    }
+    return std::nullopt;
+  };
+  if (auto error = deleteInBatches(kDeleteOldJobs, result.jobs_deleted)) return *error;
+  if (auto error = deleteInBatches(kDeleteOldWorkers, result.workers_deleted)) return *error;
+  if (auto error = deleteInBatches(kDeleteOldCronFires, result.cron_fires_deleted)) return *error;
   return result;
 }
 

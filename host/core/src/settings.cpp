@@ -128,6 +128,27 @@ const std::vector<SettingSpec>& settingSpecs() {
        "jobs, sync: the REST API of the syncpod service", false},
       {"token", "SYNCPOD_API_TOKEN", "",
        "jobs, sync: the API token (prefer the environment: flags show in ps)", true},
+      {"scaling_policy", "SYNCPOD_SCALING_POLICY", "seed",
+       "singleton: how desired_pod_count is computed: seed or queue-aware", false},
+      {"minimum_active_workers", "SYNCPOD_MINIMUM_ACTIVE_WORKERS", "2",
+       "singleton: desired_pod_count never asks for fewer active workers (0-10000)", false},
+      {"leader_lease_ttl", "SYNCPOD_LEADER_LEASE_TTL", "15s",
+       "singleton: how long the leader's lease lasts without renewal; a standby takes over "
+       "after it",
+       false},
+      {"leader_renew_interval", "SYNCPOD_LEADER_RENEW_INTERVAL", "5s",
+       "singleton: how often the leader renews its lease and a standby tries to take it; at "
+       "most a third of leader_lease_ttl",
+       false},
+      {"change_poll_interval", "SYNCPOD_CHANGE_POLL_INTERVAL", "1m",
+       "singleton: how often sources of integrations with detect_changes are asked for changes",
+       false},
+      {"cleanup_interval", "SYNCPOD_CLEANUP_INTERVAL", "1m",
+       "singleton: how often old jobs and workers are deleted and silent workers marked gone",
+       false},
+      {"retention", "SYNCPOD_RETENTION", "14d",
+       "singleton: finished jobs, ended workers and cron fires older than this are deleted",
+       false},
       {"migrations_dir", "SYNCPOD_MIGRATIONS_DIR", "",
        "migrate: read NNNN_*.sql from this directory instead of the built-in set", false},
       // The default depends on where the binary runs from; resolve() fills it in.
@@ -202,7 +223,7 @@ std::chrono::milliseconds Settings::duration(std::string_view key) const {
   const std::string text = get(key);
   const auto fail = [&]() -> std::chrono::milliseconds {
     throw ConfigError("invalid duration '" + text + "' for " + std::string(key) + " (from " +
-                      sourceOf(key) + "): use e.g. 250ms, 30s, 5m, 2h");
+                      sourceOf(key) + "): use e.g. 250ms, 30s, 5m, 2h, 14d");
   };
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
@@ -218,6 +239,9 @@ std::chrono::milliseconds Settings::duration(std::string_view key) const {
     value = std::chrono::minutes(amount);
   } else if (unit == "h") {
     value = std::chrono::hours(amount);
+  } else if (unit == "d") {
+    if (amount > 1000000) return fail();
+    value = std::chrono::hours(24 * amount);
   } else {
     return fail();
   }

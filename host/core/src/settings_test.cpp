@@ -71,6 +71,7 @@ TEST(Settings, ParsesDurations) {
   const auto settings = Settings::resolve({{"rescue_interval", "250ms"}, {"rescue_lease", "2m"}}, {}, "");
   EXPECT_EQ(settings.duration("rescue_interval"), std::chrono::milliseconds(250));
   EXPECT_EQ(settings.duration("rescue_lease"), std::chrono::minutes(2));
+  EXPECT_EQ(Settings::resolve({}, {}, "").duration("retention"), std::chrono::hours(24 * 14));
   const auto plain = Settings::resolve({{"rescue_lease", "45"}}, {}, "");
   EXPECT_EQ(plain.duration("rescue_lease"), std::chrono::seconds(45));
 }

@@ -160,6 +160,35 @@ std::optional<StreamMapping> readStream(Reader& reader, const Json& stream, cons
   return mapping;
 }
 
+/// Reads "schedule" into `spec` and checks it, each problem at its field.
+void readSchedule(Reader& reader, const Json& value, std::optional<ScheduleSpec>& spec) {
+  if (!value.is_object()) {
+    reader.problem("/schedule", "must be an object with \"cron\" and, optionally, \"time_zone\"");
+    return;
+  }
+  reader.unknownMembers(value, "/schedule", {"cron", "time_zone"});
+  ScheduleSpec schedule;
+  const auto cron = reader.text(value, "/schedule", "cron", true);
+  bool valid = cron.has_value();
+  if (const auto zone = reader.text(value, "/schedule", "time_zone", false)) {
+    schedule.time_zone = *zone;
+    if (auto loaded = TimeZone::load(*zone); !loaded) {
+      reader.problem("/schedule/time_zone", loaded.error().message);
+      valid = false;
+    }
+  } else if (value.contains("time_zone")) {
+    valid = false;
+  }
+  if (cron) {
+    schedule.cron = *cron;
+    if (auto parsed = CronSchedule::parse(*cron); !parsed) {
+      reader.problem("/schedule/cron", parsed.error().message);
+      valid = false;
+    }
+  }
+  if (valid) spec = std::move(schedule);
+}
+
 }  // namespace
 
 const char* toString(Side side) { return side == Side::Source ? "source" : "target"; }
@@ -206,7 +235,15 @@ Result<IntegrationSpec> parse(const Json& config, std::vector<SpecProblem>& prob
     reader.problem("", "an integration config must be a JSON object");
     return Error{Error::Code::Invalid, problems.front().text()};
   }
-  reader.unknownMembers(config, "", {"source", "target", "streams", "deletion_policy", "batch_size"});
+  reader.unknownMembers(config, "", {"source", "target", "streams", "deletion_policy", "batch_size",
+                                    "schedule", "detect_changes"});
+  if (const Json* schedule = reader.member(config, "", "schedule", false)) {
+    readSchedule(reader, *schedule, spec.schedule);
+  }
+  if (const Json* detect = reader.member(config, "", "detect_changes", false)) {
+    if (!detect->is_boolean()) reader.problem("/detect_changes", "must be true or false");
+    else spec.detect_changes = detect->get<bool>();
+  }
   auto source = readEndpoint(reader, config, "source");
   auto target = readEndpoint(reader, config, "target");
   if (const Json* policy = reader.member(config, "", "deletion_policy", false)) {
@@ -248,6 +285,23 @@ Result<IntegrationSpec> parse(const Json& config, std::vector<SpecProblem>& prob
 Result<IntegrationSpec> parseIntegrationSpec(const Json& config) {
   std::vector<SpecProblem> problems;
   return parse(config, problems);
+}
+
+Result<std::optional<CronSchedule>> parseSchedule(const Json& config) {
+  const auto found = config.is_object() ? config.find("schedule") : config.end();
+  if (!config.is_object() || found == config.end()) return std::optional<CronSchedule>{};
+  std::vector<SpecProblem> problems;
+  Reader reader(problems);
+  std::optional<ScheduleSpec> spec;
+  readSchedule(reader, *found, spec);
+  if (!problems.empty() || !spec) {
+    std::string message;
+    for (const auto& problem : problems) message += (message.empty() ? "" : "; ") + problem.text();
+    return Error{Error::Code::Invalid, message};
+  }
+  auto schedule = CronSchedule::parse(spec->cron, spec->time_zone);
+  if (!schedule) return Error{Error::Code::Invalid, "/schedule: " + schedule.error().message};
+  return std::optional<CronSchedule>{std::move(schedule).value()};
 }
 
 std::vector<SpecProblem> integrationSpecProblems(const Json& config) {

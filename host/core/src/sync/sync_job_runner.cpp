@@ -151,6 +151,7 @@ Completion::Outcome outcomeOf(const Error& error) {
     case Error::Code::Cancelled: return Completion::Outcome::Cancelled;
     case Error::Code::Unavailable:
     case Error::Code::Conflict:
+    case Error::Code::Fenced:
     case Error::Code::Internal: return Completion::Outcome::Retry;
   }
   return Completion::Outcome::Retry;

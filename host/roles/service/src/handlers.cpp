@@ -65,17 +65,6 @@ core::Job findJob(Backend& backend, const ApiRequest& request) {
 
 }  // namespace
 
-std::string isoTime(core::TimePoint time) {
-  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char text[40];
-  const auto length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  std::snprintf(text + length, sizeof text - length, ".%03dZ", static_cast<int>(millis % 1000));
-  return text;
-}
-
 void addRoutes(Router& router, const RouteContext& context) {
   // The process answers: nothing else is checked, so a database outage never restarts pods.
   router.add("GET", "/healthz", std::nullopt,

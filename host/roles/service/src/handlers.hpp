@@ -22,8 +22,7 @@ void addRoutes(Router& router, const RouteContext& context);
 /// The integration endpoints (integration_handlers.cpp).
 void addIntegrationRoutes(Router& router, const RouteContext& context);
 
-/// "2026-11-26T10:00:00.123Z"
-std::string isoTime(core::TimePoint time);
+using core::isoTime;
 /// A job as the API shows it.
 Json jobJson(const core::Job& job);
 /// 503 for a database that cannot be reached, 500 (logged by the router) for anything else.

@@ -79,7 +79,7 @@ class Worker::Impl {
     while (state_ != WorkerState::Terminated) {
       step();
       if (row_gone_ && runs_.empty()) {
-        spdlog::error("worker {}: its worker_lifecycle row is gone (declared dead by cleanup); "
+        spdlog::error("worker {}: its worker_lifecycle row is gone or TERMINATED (declared dead by cleanup); "
                       "exiting without recording TERMINATED", id_);
         return 1;
       }

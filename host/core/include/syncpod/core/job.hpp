@@ -39,6 +39,10 @@ enum class WorkerState {
   Terminated,
 };
 
+/// ISO-8601 in UTC with milliseconds, as the API and the CLI show times:
+/// "2026-11-26T10:00:00.123Z".
+std::string isoTime(TimePoint time);
+
 std::string_view toString(JobKind kind);
 std::string_view toString(JobState state);
 std::string_view toString(WorkerState state);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -8,7 +9,9 @@
 
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/job.hpp"
+#include "syncpod/core/leader_lease.hpp"
 #include "syncpod/core/result.hpp"
+#include "syncpod/core/scaling.hpp"
 
 namespace syncpod::core {
 
@@ -40,6 +43,39 @@ struct WorkerInfo {
   std::string version;
   std::string host;
   int pid = 0;
+};
+
+/// What cleanup() removes, and how much per call.
+struct CleanupOptions {
+  /// Finished jobs, TERMINATED workers and cron fires older than this are deleted.
+  std::chrono::milliseconds retention{std::chrono::hours(24 * 14)};
+  /// A worker not TERMINATED whose heartbeat is older than this is marked TERMINATED (gone).
+  std::chrono::milliseconds stale_after{std::chrono::seconds(30)};
+  /// Rows deleted per transaction, and transactions per kind of row per call.
+  int batch_size = 1000;
+  int max_batches = 10;
+};
+
+struct CleanupResult {
+  int workers_gone = 0;      ///< marked TERMINATED for want of a heartbeat
+  int jobs_deleted = 0;      ///< finished jobs (with their attempts and progress)
+  int workers_deleted = 0;   ///< TERMINATED worker rows
+  int cron_fires_deleted = 0;
+};
+
+/// An enabled integration that has a schedule or asks for change detection.
+struct ScheduledIntegration {
+  IntegrationId id = 0;
+  std::string name;
+  std::string config_json;
+  TimePoint updated_at;
+  std::optional<TimePoint> last_cron_fire;  ///< the latest fire_time in cron_fires
+};
+
+struct CronFireResult {
+  bool fired = false;  ///< false: this (integration, fire time) had fired already
+  JobId job = 0;       ///< the full job it enqueued or merged into
+  bool merged = false;
 };
 
 /// The job queue: every SQL statement that touches jobs and workers lives behind it.
@@ -111,6 +147,43 @@ class JobQueue {
   /// past their deadline, go back to queued (attempt counts, with backoff) or fail once
   /// they have used max_attempts.
   Result<RescueResult> rescue();
+
+  // --- the leading singleton: every write is fenced by its lease term --------------------
+  // A write whose token no longer holds the lease (checked in its own transaction, the lease
+  // row locked FOR SHARE) changes nothing and returns Error::Code::Fenced.
+
+  /// rescue(), fenced.
+  Result<RescueResult> rescue(const LeaseToken& fence);
+
+  /// The inputs of desired_pod_count now. Workers count only while INACTIVE, ACTIVE or
+  /// RETIRED with a heartbeat newer than `alive_within`.
+  Result<ScalingInputs> scalingInputs(std::chrono::milliseconds alive_within);
+
+  /// Writes record.count and its inputs into the desired_pod_count row.
+  Result<Done> storeScaling(const LeaseToken& fence, const ScalingRecord& record);
+
+  /// The desired_pod_count row.
+  Result<ScalingRecord> readScaling();
+
+  /// Enabled integrations whose config has "schedule" or "detect_changes", by id.
+  Result<std::vector<ScheduledIntegration>> scheduledIntegrations();
+
+  /// The cursors stored for the source side of an integration, by stream mapping name.
+  Result<std::map<std::string, std::string>> sourceCursors(IntegrationId integration);
+
+  /// Records the cron fire (integration, fire_time) and enqueues a full job in the same
+  /// transaction; a fire recorded before is not enqueued again (fired = false).
+  Result<CronFireResult> fireCron(const LeaseToken& fence, IntegrationId integration,
+                                  TimePoint fire_time);
+
+  /// enqueue(), fenced.
+  Result<std::vector<EnqueueResult>> enqueue(const LeaseToken& fence,
+                                             const std::vector<EnqueueRequest>& requests);
+
+  /// Marks workers with stale heartbeats TERMINATED, then deletes finished jobs, TERMINATED
+  /// workers and cron fires older than the retention (an integration's latest fire stays),
+  /// in batches of their own short transactions.
+  Result<CleanupResult> cleanup(const LeaseToken& fence, const CleanupOptions& options);
 
   /// The NOTIFY channel workers LISTEN on for this installation.
   static std::string wakeChannel(const std::string& schema);

@@ -15,6 +15,7 @@ struct Error {
     Internal,         ///< anything else the database (or a plugin) reported
     Unauthorized,     ///< a foreign system refused the credentials
     Cancelled,        ///< the operation stopped because it was asked to
+    Fenced,           ///< a leader's write refused: its lease term is no longer current
   };
   Code code = Code::Internal;
   std::string message;

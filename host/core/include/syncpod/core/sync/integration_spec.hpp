@@ -7,6 +7,7 @@
 
 #include <syncpod/sdk/model.hpp>
 
+#include "syncpod/core/cron.hpp"
 #include "syncpod/core/result.hpp"
 
 namespace syncpod::core {
@@ -60,6 +61,12 @@ struct StreamMapping {
   std::vector<std::string> fieldNames(Side side) const;
 };
 
+/// When full jobs start by themselves: a cron expression in a time zone (docs/singleton.md).
+struct ScheduleSpec {
+  std::string cron;
+  std::string time_zone = "UTC";
+};
+
 /// An integration's configuration (the `config` column of `integrations`), parsed.
 struct IntegrationSpec {
   EndpointSpec source;
@@ -68,6 +75,11 @@ struct IntegrationSpec {
   DeletionPolicy deletion_policy = DeletionPolicy::Additive;
   /// Records per fetched batch and changes per applied batch.
   std::size_t batch_size = 500;
+  /// "schedule": {"cron": "0 5 * * *", "time_zone": "Europe/Berlin"}; checked when parsed.
+  std::optional<ScheduleSpec> schedule;
+  /// "detect_changes": true — the singleton polls the source for changes since the cursor and
+  /// enqueues partial jobs. The source must be able to fetch incrementally.
+  bool detect_changes = false;
 
   const StreamMapping* stream(const std::string& name) const;
   const EndpointSpec& endpoint(Side side) const { return side == Side::Source ? source : target; }
@@ -86,6 +98,11 @@ Result<IntegrationSpec> parseIntegrationSpec(const Json& config);
 
 /// Every problem in `config` (empty when it parses), for callers that report per field.
 std::vector<SpecProblem> integrationSpecProblems(const Json& config);
+
+/// The schedule of an integration config alone, parsed and checked: nullopt when it has
+/// none; Invalid naming the field ("/schedule/cron: hour field '25': 25 is out of range 0-23").
+/// The singleton reads schedules with it, so a config broken elsewhere still fires.
+Result<std::optional<CronSchedule>> parseSchedule(const Json& config);
 
 /// Checks a parsed integration against the plugins it names: both plugins exist, each endpoint
 /// config passes its plugin's schema (problems under /source/config or /target/config), the

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "syncpod/core/plugins.hpp"
+#include "syncpod/core/result.hpp"
+#include "syncpod/core/sync/integration_spec.hpp"
+
+namespace syncpod::singleton {
+
+/// Asks an integration's source plugin whether anything changed since the cursors stored for
+/// its streams: an incremental fetch per stream, stopped at the first record. A stream without
+/// a stored cursor counts as changed (its first incremental job sets the cursor).
+/// Invalid when the source plugin is missing or cannot fetch incrementally.
+core::Result<bool> sourceChanged(const core::IntegrationSpec& spec,
+                                 const std::map<std::string, std::string>& cursors,
+                                 const core::PluginRegistry& plugins);
+
+}  // namespace syncpod::singleton

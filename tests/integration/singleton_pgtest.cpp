@@ -1,0 +1,182 @@
+// The singleton role as it runs in production: the real `syncpod serve --role=singleton`
+// binary, two instances competing for the leader lease, short intervals.
+
+#include <csignal>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "pg_test_support.hpp"
+#include "process.hpp"
+
+namespace syncpod::testing {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+const std::string kBinary = SYNCPOD_BINARY;
+
+class SingletonTest : public PgTest {
+ protected:
+  std::map<std::string, std::string> settings_ = {
+      {"scale-interval", "200ms"},        {"leader-lease-ttl", "1500ms"},
+      {"leader-renew-interval", "300ms"}, {"rescue-interval", "200ms"},
+      {"rescue-lease", "1s"},             {"cleanup-interval", "1s"},
+      {"change-poll-interval", "300ms"},  {"plugin-path", SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so"}};
+
+  std::unique_ptr<ChildProcess> startSingleton() {
+    std::vector<std::string> args = {kBinary, "serve", "--role=singleton",
+                                     "--database-url=" + target_.url, "--schema=" + target_.schema};
+    for (const auto& [name, value] : settings_) args.push_back("--" + name + "=" + value);
+    return std::make_unique<ChildProcess>(args);
+  }
+
+  std::string scalar(const std::string& sql) { return queryScalar(target_, sql); }
+  std::string table(const std::string& name) { return target_.schema + "." + name; }
+
+  /// Polls `condition` until it holds or `timeout` passes.
+  static bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = Steady::now() + timeout;
+    while (Steady::now() < deadline) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(25ms);
+    }
+    return condition();
+  }
+
+  void setConfig(std::int64_t integration, const Json& config) {
+    execute(target_, "UPDATE integrations SET config = '" + config.dump() +
+                         "'::jsonb WHERE id = " + std::to_string(integration));
+  }
+};
+
+TEST_F(SingletonTest, StandbyLeadsAfterTheLeaderIsKilledAndNoCronFireRepeats) {
+  // Due every minute; last changed three minutes ago, so the first leader fires the latest
+  // missed slot at once — and only that one.
+  const auto integration = createIntegration("every-minute");
+  setConfig(integration, {{"schedule", {{"cron", "* * * * *"}}}});
+  execute(target_, "UPDATE integrations SET updated_at = now() - interval '3 minutes'");
+
+  auto first = startSingleton();
+  ASSERT_TRUE(first->waitForOutput("leading (term 1)", 10s)) << first->output();
+  auto second = startSingleton();
+  ASSERT_TRUE(second->waitForOutput("standing by", 10s)) << second->output();
+
+  // The KEDA query: one integer, computed by the leader (idle → the minimum, 2).
+  ASSERT_TRUE(eventually([&] { return scalar("SELECT policy FROM " + table("desired_pod_count")) == "seed"; }, 5s));
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("desired_pod_count")), "1");
+  EXPECT_EQ(scalar("SELECT count FROM " + table("desired_pod_count")), "2");
+  ASSERT_TRUE(eventually([&] { return scalar("SELECT count(*) FROM " + table("cron_fires")) == "1"; }, 5s));
+  EXPECT_TRUE(first->waitForOutput("desired_pod_count 2 (policy seed", 5s)) << first->output();
+  const auto first_fire = scalar("SELECT extract(epoch FROM fire_time)::bigint FROM " + table("cron_fires"));
+  EXPECT_EQ(std::stoll(first_fire) % 60, 0) << "a fire time is a whole minute";
+
+  const auto killed_at = Steady::now();
+  first->signal(SIGKILL);
+  ASSERT_EQ(first->wait(5s), 128 + SIGKILL);
+  ASSERT_TRUE(second->waitForOutput("leading (term 2)", 10s)) << second->output();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - killed_at);
+  // TTL + one renew interval, plus the time a log line takes to reach the file.
+  EXPECT_LT(took, 1500ms + 300ms + 700ms) << "the standby took " << took.count() << " ms";
+  ASSERT_TRUE(eventually([&] { return scalar("SELECT term FROM " + table("desired_pod_count")) == "2"; }, 5s));
+
+  // Let the new leader tick a few times: it must not fire the slot the old one fired.
+  const auto ticks = [&] {
+    const auto out = second->output();
+    std::size_t n = 0;
+    for (auto at = out.find("singleton term 2: desired_pod_count"); at != std::string::npos;
+         at = out.find("singleton term 2: desired_pod_count", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return ticks() >= 5; }, 5s)) << second->output();
+  const auto fires = scalar("SELECT string_agg(extract(epoch FROM fire_time)::bigint::text, ',' ORDER BY fire_time) FROM " +
+                            table("cron_fires"));
+  // Each fire is a distinct whole minute, from the first one on (a minute may have passed).
+  long long previous = 0;
+  std::size_t count = 0;
+  for (std::size_t at = 0; at <= fires.size();) {
+    const auto comma = std::min(fires.find(',', at), fires.size());
+    const long long fire = std::stoll(fires.substr(at, comma - at));
+    EXPECT_EQ(fire % 60, 0);
+    if (count == 0) EXPECT_EQ(std::to_string(fire), first_fire);
+    else EXPECT_GE(fire - previous, 60);
+    previous = fire;
+    ++count;
+    at = comma + 1;
+  }
+  EXPECT_LE(count, 2U) << fires;
+  // Every fire made or joined a job; no slot was enqueued twice.
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("cron_fires") + " WHERE job_id IS NULL"), "0");
+
+  // A clean stop releases the lease at once.
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(10s), 0);
+  EXPECT_NE(second->output().find("released the lease (term 2)"), std::string::npos) << second->output();
+  EXPECT_EQ(scalar("SELECT expires_at <= now() FROM " + table("leader_lease")), "t");
+
+  const auto explain = run({kBinary, "scaling", "explain", "--database-url=" + target_.url,
+                            "--schema=" + target_.schema});
+  EXPECT_EQ(explain.exit_code, 0) << explain.output;
+  EXPECT_NE(explain.output.find("desired_pod_count: 2\n"), std::string::npos) << explain.output;
+  EXPECT_NE(explain.output.find("policy:                  seed"), std::string::npos) << explain.output;
+  EXPECT_NE(explain.output.find("formula:                 max(0 / 1 + 1, 2) + 0 = 2"), std::string::npos)
+      << explain.output;
+  EXPECT_NE(explain.output.find("leader: none"), std::string::npos) << explain.output;
+}
+
+TEST_F(SingletonTest, ExplainOnAFreshDatabaseSaysNothingWasComputed) {
+  const auto explain = run({kBinary, "scaling", "explain", "--database-url=" + target_.url,
+                            "--schema=" + target_.schema, "--json"});
+  ASSERT_EQ(explain.exit_code, 0) << explain.output;
+  const auto out = Json::parse(explain.output);
+  EXPECT_EQ(out["count"], 0);
+  EXPECT_EQ(out["policy"], "initial");
+  const auto usage = run({kBinary, "scaling", "--database-url=" + target_.url});
+  EXPECT_EQ(usage.exit_code, 64) << usage.output;
+}
+
+TEST_F(SingletonTest, InvalidScheduleIsSkippedAndChangesEnqueuePartialJobs) {
+  const Json records = {{"items", {{{"id", 1}, {"seq", 1}}, {{"id", 2}, {"seq", 2}}, {{"id", 3}, {"seq", 3}}}}};
+  const auto config = [&](bool detect) {
+    return Json{{"source", {{"plugin", "memory"}, {"config", {{"records", records}}}}},
+                {"target", {{"plugin", "memory"}, {"config", {{"records", {{"items", Json::array()}}}}}}},
+                {"streams", {{{"name", "items"}, {"key", {"id"}}, {"fields", {{"id", "id"}}}}}},
+                {"detect_changes", detect}};
+  };
+  const auto unchanged = createIntegration("unchanged");
+  const auto changed = createIntegration("changed");
+  const auto not_asked = createIntegration("not-asked");
+  const auto broken = createIntegration("broken-schedule");
+  setConfig(unchanged, config(true));
+  setConfig(changed, config(true));
+  setConfig(not_asked, config(false));
+  auto broken_config = config(false);
+  broken_config["schedule"] = {{"cron", "0 24 * * *"}};
+  setConfig(broken, broken_config);
+  execute(target_, "INSERT INTO sync_cursors (integration_id, stream, side, cursor) VALUES (" +
+                       std::to_string(unchanged) + ", 'items', 'source', '3'), (" +
+                       std::to_string(changed) + ", 'items', 'source', '1')");
+
+  auto singleton = startSingleton();
+  ASSERT_TRUE(singleton->waitForOutput("changes detected: changed → job", 10s)) << singleton->output();
+  EXPECT_TRUE(singleton->waitForOutput("schedule ignored: /schedule/cron: hour field '24': 24 is out of range 0-23", 5s))
+      << singleton->output();
+  // Polled again and again, the change stays one queued partial job.
+  ASSERT_TRUE(singleton->waitForOutput("(merged)", 5s)) << singleton->output();
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("jobs")), "1");
+  EXPECT_EQ(scalar("SELECT integration_id || ':' || kind || ':' || (payload->>'incremental') FROM " + table("jobs")),
+            std::to_string(changed) + ":partial:true");
+  singleton->signal(SIGTERM);
+  EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
+}
+
+}  // namespace
+}  // namespace syncpod::testing
