@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -182,8 +183,16 @@ class ServeCommand final : public Command {
       worker_options->grace_after_signal = role != "all";
     }
 
-    // Refuse to run against a schema this binary does not match.
-    core::Migrator(target, core::embeddedMigrations()).requireCurrent();
+    // Refuse to run against a schema this binary does not match. The check runs beside the
+    // roles' own connecting (start-up time is what a burst of new workers waits for); nothing
+    // starts before it passed.
+    auto schema_check = std::async(std::launch::async, [&target] {
+      core::Migrator(target, core::embeddedMigrations()).requireCurrent();
+    });
+    // A failed check wins over whatever else failed while it ran.
+    const auto checked = [&schema_check] {
+      if (schema_check.valid()) schema_check.get();
+    };
 
     // The service validates configs against the plugins, the singleton asks sources for
     // changes, and a worker with thread isolation runs them. A worker with process isolation
@@ -198,9 +207,15 @@ class ServeCommand final : public Command {
     // Connected before any thread starts, so that a database that cannot be reached fails the
     // start with its message.
     std::unique_ptr<worker::Worker> first;
-    if (runs_worker) {
-      first = std::make_unique<worker::Worker>(target, *worker_options, plugins ? &*plugins : nullptr);
+    try {
+      if (runs_worker) {
+        first = std::make_unique<worker::Worker>(target, *worker_options, plugins ? &*plugins : nullptr);
+      }
+    } catch (...) {
+      checked();
+      throw;
     }
+    checked();
     std::unique_ptr<service::Service> api;
     if (runs_service) {
       api = std::make_unique<service::Service>(target, serviceOptions(settings), *plugins);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -50,9 +51,17 @@ class Worker::Impl {
     queue_options.rescue_lease = std::chrono::duration_cast<std::chrono::seconds>(options_.lease);
     auto own = target_;
     own.client = "worker";
-    queue_ = std::make_unique<core::JobQueue>(own, queue_options);
-    // LISTEN before the first claim: no notification falls between the two.
-    waiter_ = std::make_unique<core::JobWaiter>(own);
+    // The two connections open side by side: each takes a few round trips, and start-up time
+    // is what a burst waits for. LISTEN is in place before the first claim, so no notification
+    // falls between the two.
+    auto waiter = std::async(std::launch::async, [&own] { return std::make_unique<core::JobWaiter>(own); });
+    try {
+      queue_ = std::make_unique<core::JobQueue>(own, queue_options);
+    } catch (...) {
+      waiter.wait();
+      throw;
+    }
+    waiter_ = waiter.get();
     target_.client = "job";
   }
 
