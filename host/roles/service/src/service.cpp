@@ -62,8 +62,11 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
       response = errorResponse(error);
     } catch (const Poco::Exception& error) {
       // The client went away or sent something the HTTP layer could not read.
-      spdlog::debug("{} {}: {}", in.getMethod(), in.getURI(), error.displayText());
+      spdlog::debug("{} {}: {}", in.getMethod(), pathOf(in.getURI()), error.displayText());
       response = errorResponse({400, "bad_request", "the request could not be read"});
+    } catch (const std::exception& error) {
+      spdlog::error("{} {}: {}", in.getMethod(), pathOf(in.getURI()), error.what());
+      response = errorResponse({500, "internal", "the request failed inside the service; see its log"});
     }
     if (response.status >= 500) {
       spdlog::warn("{} {} → {}", in.getMethod(), pathOf(in.getURI()), response.status);
