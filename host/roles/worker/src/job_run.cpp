@@ -193,11 +193,13 @@ class ProcessJobRun final : public JobRun {
     }
     if (WIFSIGNALED(status)) {
       const int signal = WTERMSIG(status);
-      if (killed) {
+      if (killed || (terminated && signal == SIGTERM)) {
+        // Ended by the stop the worker asked for: what it was asked to do, not a crash.
         Completion completion;
         completion.outcome = Outcome::Cancelled;
-        completion.error = "stopped: the job's process did not stop within " +
-                           std::to_string(command_.stop_grace.count()) + " ms and was killed";
+        completion.error = killed ? "stopped: the job's process did not stop within " +
+                                        std::to_string(command_.stop_grace.count()) + " ms and was killed"
+                                  : "stopped: the job's process ended on the stop request";
         return completion;
       }
       return retry("the job's process was killed by " + signalText(signal));
@@ -235,9 +237,14 @@ class ProcessJobRun final : public JobRun {
     // Its own process group: a Ctrl-C at the terminal reaches the worker, which decides what
     // happens to its jobs, and not the jobs directly.
     posix_spawnattr_setpgroup(&attributes, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attributes, &none);
+    // Born with SIGTERM and SIGINT blocked (as its main() keeps them): a stop request that
+    // arrives while the process is still starting stays pending until it watches for it,
+    // instead of killing it.
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGINT);
+    posix_spawnattr_setsigmask(&attributes, &blocked);
     sigset_t defaults;
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGPIPE);
