@@ -34,6 +34,17 @@ class SingletonStoreTest : public PgTest {
   }
 };
 
+/// Tries to acquire the lease until the current holder's term expired (at most 5 s); nullopt
+/// if it never did.
+std::optional<core::LeaseToken> takeOver(core::LeaderLease& lease) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto taken = must(lease.acquire(), "acquire")) return taken;
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
 TEST_F(SingletonStoreTest, KedaQueryReturnsOneIntegerOnAFreshDatabase) {
   EXPECT_EQ(count("desired_pod_count"), "1");
   EXPECT_EQ(queryScalar(target_, "SELECT count FROM " + target_.schema + ".desired_pod_count"), "0");
@@ -50,12 +61,7 @@ TEST_F(SingletonStoreTest, OneHolderLeadsAndAStandbyTakesOverOnlyAfterExpiryOrRe
   EXPECT_FALSE(must(b.acquire(), "b acquire"));
   EXPECT_EQ(lead(a).term, 1) << "a renewal keeps the term";
   // a stops renewing: b leads once the lease expired, with a new term.
-  std::optional<core::LeaseToken> taken;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!taken && std::chrono::steady_clock::now() < deadline) {
-    taken = must(b.acquire(), "b acquire");
-    if (!taken) std::this_thread::sleep_for(50ms);
-  }
+  const auto taken = takeOver(b);
   ASSERT_TRUE(taken);
   EXPECT_EQ(taken->term, 2);
   EXPECT_FALSE(must(a.acquire(), "a acquire")) << "a must not take it back while b holds it";
@@ -78,12 +84,7 @@ TEST_F(SingletonStoreTest, APausedLeadersWritesAreFenced) {
   EXPECT_EQ(queryScalar(target_, "SELECT count FROM " + target_.schema + ".desired_pod_count"), "7");
 
   // a "pauses" past its lease; b takes over.
-  std::optional<core::LeaseToken> taken;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (!taken && std::chrono::steady_clock::now() < deadline) {
-    taken = must(b.acquire(), "b acquire");
-    if (!taken) std::this_thread::sleep_for(50ms);
-  }
+  const auto taken = takeOver(b);
   ASSERT_TRUE(taken);
 
   // Every write of the old term is refused and changes nothing.
