@@ -134,6 +134,15 @@ WITH candidates AS MATERIALIZED (
 )
 SELECT )SQL" + kJobColumns + " FROM claimed j";
 
+// kClaim run on its own: its commit does not wait for the WAL flush (synchronous_commit off
+// for this one transaction), which takes the flush, about half a millisecond here, out of
+// every pickup. A claim lost in a database crash is harmless: the job is queued again, the
+// worker's completion is refused by the fence (its worker id and attempt no longer match), and
+// the job runs again, as after any lost worker. Completions and enqueues always wait for the
+// flush; a claim made in the same transaction as completions (completeAndClaim) does too.
+const std::string kClaimAlone =
+    kClaim + " WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL";
+
 // Backoff of the attempt that just ended, in seconds: $base * 2^(failures-1) capped at $max,
 // times 1 ± $jitter. Parameters are spliced in as $3, $4, $5 by the statements below.
 const std::string kBackoff =
@@ -680,6 +689,7 @@ class JobQueue::Impl {
     connection_->set_variable("plan_cache_mode", "force_generic_plan");
     connection_->prepare("enqueue", kEnqueue);
     connection_->prepare("claim", kClaim);
+    connection_->prepare("claim_alone", kClaimAlone);
     connection_->prepare("complete", kComplete);
     connection_->prepare("heartbeat", kHeartbeat);
     connection_->prepare("cancel_dequeue", kCancelDequeue);
@@ -870,7 +880,7 @@ Result<Done> JobQueue::setWorkerState(const WorkerId& worker, WorkerState state)
 
 Result<std::vector<Job>> JobQueue::claim(const WorkerId& worker, int limit) {
   if (limit < 1) return std::vector<Job>{};
-  auto rows = impl_->run("claim", worker, limit);
+  auto rows = impl_->run("claim_alone", worker, limit);
   if (!rows) return rows.error();
   return claimedJobs(*rows);
 }
@@ -899,6 +909,12 @@ Result<std::vector<CompletionResult>> JobQueue::complete(
 
 Result<CompleteAndClaimResult> JobQueue::completeAndClaim(
     const WorkerId& worker, const std::vector<Completion>& completions, int limit) {
+  if (completions.empty()) {
+    // Nothing to make durable: the faster claim of an idle worker.
+    auto claimed = claim(worker, limit);
+    if (!claimed) return claimed.error();
+    return CompleteAndClaimResult{{}, std::move(*claimed)};
+  }
   auto input = completionInput(completions);
   if (!input) return input.error();
   return impl_->inTransaction([&](pqxx::work& tx) {

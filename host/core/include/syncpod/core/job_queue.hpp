@@ -121,7 +121,9 @@ class JobQueue {
   Result<Done> setWorkerState(const WorkerId& worker, WorkerState state);
 
   /// Claims up to `limit` due jobs in one statement: queued, run_at reached, at most one
-  /// running job per integration, in priority, run_at, id order.
+  /// running job per integration, in priority, run_at, id order. Its commit does not wait
+  /// for the WAL flush (faster pickup): a claim lost in a database crash only makes the job
+  /// queued again, and the fence refuses the worker's completion of it.
   Result<std::vector<Job>> claim(const WorkerId& worker, int limit);
 
   /// Refreshes the worker's heartbeat and running-job count; returns the ids of its jobs
@@ -136,7 +138,7 @@ class JobQueue {
 
   /// complete() then claim() in one transaction: a worker whose jobs ended takes new ones
   /// with one commit instead of two. The claim sees the lanes the completions freed. On an
-  /// error neither happened.
+  /// error neither happened. Without completions it is claim().
   Result<CompleteAndClaimResult> completeAndClaim(const WorkerId& worker,
                                                   const std::vector<Completion>& completions,
                                                   int limit);
