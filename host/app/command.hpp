@@ -50,5 +50,6 @@ CommandPtr makeTokensCommand();
 CommandPtr makeJobsCommand();
 CommandPtr makeSyncCommand();
 CommandPtr makeScalingCommand();
+CommandPtr makeScalerCommand();
 
 }  // namespace syncpod::app

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   commands.push_back(makeJobsCommand());
   commands.push_back(makeSyncCommand());
   commands.push_back(makeScalingCommand());
+  commands.push_back(makeScalerCommand());
   commands.push_back(makeRunJobCommand());
 
   const std::string first = argc > 1 ? argv[1] : "";
