@@ -178,5 +178,39 @@ TEST_F(SingletonTest, InvalidScheduleIsSkippedAndChangesEnqueuePartialJobs) {
   EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
 }
 
+TEST_F(SingletonTest, PendingWebhookEventsBecomeJobsAndOldOnesAreCleanedUp) {
+  // Stored by the service while the integration was disabled, or when the job insert failed.
+  const auto integration = createIntegration("hooked");
+  const auto disabled = createIntegration("still-disabled");
+  execute(target_, "UPDATE integrations SET enabled = false WHERE id = " + std::to_string(disabled));
+  const auto event = [&](std::int64_t id, const std::string& digest, const std::string& keys, const std::string& age) {
+    execute(target_, "INSERT INTO webhook_events (integration_id, content_sha256, signed_at, received_at, keys, "
+                     "body_bytes) VALUES (" + std::to_string(id) + ", '" + digest + "', now(), now() - interval '" +
+                         age + "', '" + keys + "'::jsonb, 10)");
+  };
+  event(integration, "a", R"(["1", "2"])", "1 second");
+  event(integration, "b", R"(["2", "3"])", "1 second");
+  event(disabled, "c", R"(["9"])", "30 days");
+  // Long done: deleted by cleanup.
+  event(integration, "d", R"(["4"])", "30 days");
+  execute(target_, "UPDATE webhook_events SET job_id = 0 WHERE content_sha256 = 'd'");
+
+  auto singleton = startSingleton();
+  ASSERT_TRUE(singleton->waitForOutput("pending webhook events enqueued: integration " + std::to_string(integration) +
+                                           ": 2 → job", 10s))
+      << singleton->output();
+  ASSERT_TRUE(singleton->waitForOutput("1 webhook events", 5s)) << singleton->output();
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("jobs")), "1");
+  EXPECT_EQ(scalar("SELECT integration_id || ':' || kind || ':' || (payload->'keys')::text FROM " + table("jobs")),
+            std::to_string(integration) + R"(:partial:["1", "2", "3"])");
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("webhook_events") + " WHERE job_id = (SELECT id FROM " +
+                   table("jobs") + ")"),
+            "2");
+  // The disabled integration's event waits, however old.
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("webhook_events") + " WHERE job_id IS NULL"), "1");
+  singleton->signal(SIGTERM);
+  EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
+}
+
 }  // namespace
 }  // namespace syncpod::testing

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -96,6 +97,24 @@ service::ServiceOptions serviceOptions(const core::Settings& settings) {
                             ") must be a size up to 1GiB");
   }
   options.max_body_bytes = static_cast<std::size_t>(*body);
+  auto webhook_body = settings.byteSize("webhook_max_body");
+  // The default yields to a smaller http_max_body; a value someone set must fit under it.
+  if (webhook_body && settings.sourceOf("webhook_max_body") == "default") {
+    webhook_body = std::min<unsigned long long>(*webhook_body, options.max_body_bytes);
+  }
+  if (!webhook_body || *webhook_body == 0 || *webhook_body > options.max_body_bytes) {
+    throw core::ConfigError("webhook_max_body (from " + settings.sourceOf("webhook_max_body") +
+                            ") must be a size from 1 byte up to http_max_body (" +
+                            std::to_string(options.max_body_bytes) + " bytes, from " +
+                            settings.sourceOf("http_max_body") + ")");
+  }
+  options.webhook_max_body_bytes = static_cast<std::size_t>(*webhook_body);
+  options.webhook_tolerance =
+      std::chrono::duration_cast<std::chrono::seconds>(settings.duration("webhook_tolerance"));
+  if (options.webhook_tolerance < std::chrono::seconds(1)) {
+    throw core::ConfigError("webhook_tolerance (from " + settings.sourceOf("webhook_tolerance") +
+                            ") must be at least 1s: timestamps are whole seconds");
+  }
   return options;
 }
 
@@ -154,7 +173,8 @@ class ServeCommand final : public Command {
             "job_memory_limit", "scale_interval",   "keda_polling_interval", "http_host",
             "http_port",        "http_threads",     "http_max_body",     "http_max_json_depth",
             "http_read_timeout", "scaling_policy",  "minimum_active_workers", "leader_lease_ttl",
-            "leader_renew_interval", "change_poll_interval", "cleanup_interval", "retention"};
+            "leader_renew_interval", "change_poll_interval", "cleanup_interval", "retention",
+            "webhook_tolerance", "webhook_max_body"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>&) override {

@@ -1,15 +1,9 @@
 #include "syncpod/core/api_tokens.hpp"
 
-#include <sys/random.h>
-
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <regex>
 
-#include <Poco/DigestEngine.h>
-#include <Poco/SHA2Engine.h>
-
+#include "crypto.hpp"
 #include "pg.hpp"
 
 namespace syncpod::core {
@@ -23,42 +17,6 @@ constexpr std::array<std::pair<TokenScope, std::string_view>, 3> kScopes{{
 
 constexpr std::string_view kTokenPrefix = "sp_";
 constexpr std::size_t kShownPrefix = 7;  // "sp_" and four characters
-
-std::string sha256Hex(std::string_view text) {
-  Poco::SHA2Engine engine(Poco::SHA2Engine::SHA_256);
-  engine.update(text.data(), static_cast<unsigned>(text.size()));
-  return Poco::DigestEngine::digestToHex(engine.digest());
-}
-
-std::string base64url(const unsigned char* data, std::size_t size) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string text;
-  unsigned bits = 0;
-  int count = 0;
-  for (std::size_t i = 0; i < size; ++i) {
-    bits = (bits << 8) | data[i];
-    count += 8;
-    while (count >= 6) {
-      count -= 6;
-      text.push_back(kAlphabet[(bits >> count) & 0x3f]);
-    }
-  }
-  if (count > 0) text.push_back(kAlphabet[(bits << (6 - count)) & 0x3f]);
-  return text;
-}
-
-std::string newSecret() {
-  std::array<unsigned char, 32> random{};
-  std::size_t filled = 0;
-  while (filled < random.size()) {
-    const auto count = ::getrandom(random.data() + filled, random.size() - filled, 0);
-    if (count < 0 && errno == EINTR) continue;
-    if (count < 0) throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
-    filled += static_cast<std::size_t>(count);
-  }
-  return std::string(kTokenPrefix) + base64url(random.data(), random.size());
-}
 
 const std::string kColumns = "id, name, scope, prefix, " + pg::epochMicros("created_at") + ", " +
                              pg::epochMicros("last_used_at") + ", " + pg::epochMicros("revoked_at");
@@ -107,12 +65,12 @@ Result<CreatedToken> TokenStore::create(const std::string& name, TokenScope scop
     return invalid("invalid token name '" + name +
                    "': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit");
   }
-  const auto secret = newSecret();
+  const auto secret = crypto::randomSecret(kTokenPrefix);
   auto created = impl_->run([&](pqxx::work& tx) -> std::optional<ApiToken> {
     const auto rows = tx.exec_params(
         "INSERT INTO api_tokens (name, scope, token_sha256, prefix) VALUES ($1, $2, decode($3, "
         "'hex'), $4) ON CONFLICT (name) DO NOTHING RETURNING " + kColumns,
-        name, std::string(toString(scope)), sha256Hex(secret), secret.substr(0, kShownPrefix));
+        name, std::string(toString(scope)), crypto::sha256Hex(secret), secret.substr(0, kShownPrefix));
     if (rows.empty()) return std::nullopt;
     return tokenOf(rows[0]);
   });
@@ -147,7 +105,7 @@ Result<ApiToken> TokenStore::revoke(const std::string& name) {
 
 Result<std::optional<ApiToken>> TokenStore::verify(std::string_view secret) {
   if (secret.substr(0, kTokenPrefix.size()) != kTokenPrefix) return std::optional<ApiToken>{};
-  const auto hash = sha256Hex(secret);
+  const auto hash = crypto::sha256Hex(secret);
   return impl_->run([&](pqxx::work& tx) -> std::optional<ApiToken> {
     // The lookup is by hash: the comparison never touches the token, so its timing says
     // nothing about how much of a guess was right.

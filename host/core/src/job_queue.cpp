@@ -444,6 +444,37 @@ DELETE FROM cron_fires WHERE (integration_id, fire_time) IN (
 RETURNING 1
 )SQL";
 
+// $1: integration, or NULL for all; $2: most events. The pending webhook events of enabled
+// integrations, oldest first, locked: events another transaction is turning into a job are
+// skipped, so none becomes two jobs.
+const std::string kPendingWebhookEvents = R"SQL(
+SELECT e.id, e.integration_id, e.keys::text, e.incremental
+FROM webhook_events e JOIN integrations i ON i.id = e.integration_id
+WHERE e.job_id IS NULL AND i.enabled AND ($1::bigint IS NULL OR e.integration_id = $1)
+ORDER BY e.id
+LIMIT $2
+FOR UPDATE OF e SKIP LOCKED
+)SQL";
+
+// $1: JSON array of (id, job_id).
+const std::string kLinkWebhookEvents = R"SQL(
+UPDATE webhook_events e SET job_id = v.job_id, enqueued_at = now()
+FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, job_id bigint)
+WHERE e.id = v.id
+)SQL";
+
+// $1: retention in seconds, $2: batch size. Only events that became jobs: a pending event is
+// work not yet done, whatever its age.
+const std::string kDeleteOldWebhookEvents = R"SQL(
+DELETE FROM webhook_events WHERE id IN (
+  SELECT id FROM webhook_events
+  WHERE job_id IS NOT NULL AND received_at < now() - make_interval(secs => $1::float8)
+  ORDER BY received_at
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+RETURNING id
+)SQL";
+
 // ---------------------------------------------------------------------------------------
 
 std::optional<TimePoint> optionalTime(const pqxx::field& field) {
@@ -674,6 +705,51 @@ std::optional<Error> validateAll(const std::vector<EnqueueRequest>& requests) {
   return std::nullopt;
 }
 
+/// Turns pending webhook events (kPendingWebhookEvents) into one partial job per integration
+/// and links them to it, inside `tx`.
+std::vector<WebhookJob> enqueueWebhookEventsIn(pqxx::work& tx, std::optional<IntegrationId> integration,
+                                               int limit, const std::string& channel) {
+  struct Pending {
+    std::vector<std::int64_t> events;
+    EnqueueRequest request;
+  };
+  std::map<IntegrationId, Pending> pending;
+  for (const auto& row : tx.exec_params(kPendingWebhookEvents, integration, limit)) {
+    auto& entry = pending[row[1].as<IntegrationId>()];
+    entry.events.push_back(row[0].as<std::int64_t>());
+    const auto keys = nlohmann::json::parse(row[2].c_str(), nullptr, false);
+    if (keys.is_array()) {
+      for (const auto& key : keys) {
+        if (key.is_string()) entry.request.keys.push_back(key.get<std::string>());
+      }
+    }
+    entry.request.incremental = entry.request.incremental || row[3].as<bool>();
+  }
+  if (pending.empty()) return {};
+  std::vector<EnqueueRequest> requests;
+  for (auto& [id, entry] : pending) {
+    entry.request.integration_id = id;
+    entry.request.kind = JobKind::Partial;
+    // The service stores no event without keys or incremental; a row written by other means
+    // that names nothing asks for the changes since the cursor.
+    if (entry.request.keys.empty()) entry.request.incremental = true;
+    requests.push_back(entry.request);
+  }
+  const auto plan = planEnqueue(requests);
+  auto results = enqueueResults(requests, plan, tx.exec_prepared("enqueue", plan.rows.dump(), channel));
+  if (!results) throw std::runtime_error(results.error().message);
+  std::vector<WebhookJob> jobs;
+  nlohmann::json links = nlohmann::json::array();
+  std::size_t index = 0;
+  for (const auto& [id, entry] : pending) {
+    const auto& result = (*results)[index++];
+    jobs.push_back({id, result.id, result.merged, static_cast<int>(entry.events.size())});
+    for (const auto event : entry.events) links.push_back({{"id", event}, {"job_id", result.id}});
+  }
+  tx.exec_params(kLinkWebhookEvents, links.dump());
+  return jobs;
+}
+
 }  // namespace
 
 class JobQueue::Impl {
@@ -804,6 +880,23 @@ Result<EnqueueResult> JobQueue::enqueue(const EnqueueRequest& request) {
   auto results = enqueue(std::vector<EnqueueRequest>{request});
   if (!results) return results.error();
   return results->front();
+}
+
+Result<std::optional<WebhookJob>> JobQueue::enqueueWebhookEvents(IntegrationId integration, int limit) {
+  const auto once = [&] {
+    return impl_->inTransaction([&](pqxx::work& tx) -> std::optional<WebhookJob> {
+      auto jobs = enqueueWebhookEventsIn(tx, integration, std::max(limit, 1), impl_->channel_);
+      if (jobs.empty()) return std::nullopt;
+      return jobs.front();
+    });
+  };
+  // As enqueue(): a concurrent producer that inserted the same new mergeable job first wins the
+  // merge index; run again, the events merge into its job.
+  auto result = once();
+  for (int retry = 0; retry < 3 && !result && result.error().code == Error::Code::Conflict; ++retry) {
+    result = once();
+  }
+  return result;
 }
 
 Result<CancelOutcome> JobQueue::cancel(JobId id) {
@@ -1072,6 +1165,12 @@ Result<std::vector<EnqueueResult>> JobQueue::enqueue(const LeaseToken& fence,
   return std::move(results).value();
 }
 
+Result<std::vector<WebhookJob>> JobQueue::enqueueWebhookEvents(const LeaseToken& fence, int limit) {
+  return impl_->fencedWithRetry(fence, [&](pqxx::work& tx) {
+    return enqueueWebhookEventsIn(tx, std::nullopt, std::max(limit, 1), impl_->channel_);
+  });
+}
+
 Result<CleanupResult> JobQueue::cleanup(const LeaseToken& fence, const CleanupOptions& options) {
   const double stale_s = double(options.stale_after.count()) / 1000.0;
   const double retention_s = double(options.retention.count()) / 1000.0;
@@ -1097,6 +1196,7 @@ Result<CleanupResult> JobQueue::cleanup(const LeaseToken& fence, const CleanupOp
   if (auto error = deleteInBatches(kDeleteOldJobs, result.jobs_deleted)) return *error;
   if (auto error = deleteInBatches(kDeleteOldWorkers, result.workers_deleted)) return *error;
   if (auto error = deleteInBatches(kDeleteOldCronFires, result.cron_fires_deleted)) return *error;
+  if (auto error = deleteInBatches(kDeleteOldWebhookEvents, result.webhook_events_deleted)) return *error;
   return result;
 }
 

@@ -1,13 +1,22 @@
 #include "api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace syncpod::service {
 
+std::string ApiRequest::header(std::string_view name) const {
+  std::string key(name);
+  for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto found = headers.find(key);
+  return found == headers.end() ? std::string() : found->second;
+}
+
 ApiResponse errorResponse(const ApiError& error) {
   ApiResponse response;
   response.status = error.status;
+  response.headers = error.headers;
   response.body = {{"error", {{"code", error.code}, {"message", error.message}, {"details", error.details}}}};
   return response;
 }

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,9 +21,13 @@ struct ApiRequest {
   std::string path;                          ///< without the query string
   std::map<std::string, std::string> query;  ///< decoded; the last value of a repeated name
   std::map<std::string, std::string> params; ///< from the route pattern, e.g. {"id": "17"}
-  std::string authorization;                 ///< the Authorization header, "" when absent
+  /// Header names in lower case; a header sent more than once has its values joined by ",".
+  std::map<std::string, std::string> headers;
   std::string body;
   std::optional<core::ApiToken> token;       ///< set once authenticated
+
+  /// The header's value (name in any case), "" when absent.
+  std::string header(std::string_view name) const;
 };
 
 struct ApiResponse {
@@ -38,6 +43,8 @@ struct ApiError {
   std::string code;
   std::string message;
   Json details = Json::object();
+  /// Sent with the response, e.g. WWW-Authenticate.
+  std::map<std::string, std::string> headers = {};
 };
 
 ApiResponse errorResponse(const ApiError& error);

@@ -165,6 +165,7 @@ void addRoutes(Router& router, const RouteContext& context) {
              });
 
   addIntegrationRoutes(router, context);
+  addWebhookRoutes(router, context);
 }
 
 }  // namespace syncpod::service

@@ -21,6 +21,8 @@ struct RouteContext {
 void addRoutes(Router& router, const RouteContext& context);
 /// The integration endpoints (integration_handlers.cpp).
 void addIntegrationRoutes(Router& router, const RouteContext& context);
+/// The webhook endpoint (webhook_handlers.cpp).
+void addWebhookRoutes(Router& router, const RouteContext& context);
 
 using core::isoTime;
 /// A job as the API shows it.

@@ -1,4 +1,5 @@
-// /api/v1/integrations…: create, list, get, replace, delete, enable/disable, validate, syncs.
+// /api/v1/integrations…: create, list, get, replace, delete, enable/disable, validate, syncs,
+// webhook secret.
 
 #include <syncpod/sdk/json_schema.hpp>
 
@@ -6,6 +7,7 @@
 #include "handlers.hpp"
 #include "syncpod/core/plugins.hpp"
 #include "syncpod/core/sync/integration_spec.hpp"
+#include "syncpod/core/webhooks.hpp"
 #include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
@@ -69,12 +71,46 @@ void keepStoredSecrets(const core::PluginRegistry& plugins, Json& config, const 
 }
 
 Json integrationJson(const core::PluginRegistry& plugins, const core::Integration& integration) {
+  const auto& previous = integration.webhook_previous_expires_at;
   return {{"id", integration.id},
           {"name", integration.name},
           {"enabled", integration.enabled},
           {"config", redacted(plugins, Json::parse(integration.config_json, nullptr, false))},
+          {"webhook_secret", integration.webhook_secret_set ? Json(kRedacted) : Json(nullptr)},
+          {"webhook_previous_expires_at", previous ? Json(isoTime(*previous)) : Json(nullptr)},
           {"created_at", isoTime(integration.created_at)},
           {"updated_at", isoTime(integration.updated_at)}};
+}
+
+/// A webhook secret a client chose, checked; the message never quotes it.
+std::string checkedWebhookSecret(const Json& value, const std::string& name) {
+  if (!value.is_string()) {
+    throw ApiError{400, "wrong_type", "field '" + name + "' must be a string" +
+                                          (name == "webhook_secret" ? " or null" : "") + ", not " + value.type_name(),
+                   {{"field", name}}};
+  }
+  auto secret = value.get<std::string>();
+  if (secret == kRedacted) {
+    throw ApiError{400, "invalid_field", "field '" + name + "' is \"" + kRedacted + "\", but there is no stored secret to keep",
+                   {{"field", name}}};
+  }
+  if (!core::validWebhookSecret(secret)) {
+    throw ApiError{400, "invalid_field",
+                   "field '" + name + "' must be 16 to 256 printable ASCII characters without spaces",
+                   {{"field", name}}};
+  }
+  return secret;
+}
+
+/// The "webhook_secret" of a create or update body: absent, or "********" in an update, changes
+/// nothing; null removes the secret; a string replaces it at once (rotations that keep the old
+/// one for a while go through …/webhook-secret).
+std::optional<core::WebhookSecretChange> webhookSecretOf(const Json& body, bool updating) {
+  const auto found = body.find("webhook_secret");
+  if (found == body.end()) return std::nullopt;
+  if (found->is_null()) return core::WebhookSecretChange{};
+  if (updating && *found == kRedacted) return std::nullopt;
+  return core::WebhookSecretChange{checkedWebhookSecret(*found, "webhook_secret"), std::chrono::seconds(0)};
 }
 
 /// Every problem of `config`: its own shape first, then against the plugins it names.
@@ -157,12 +193,14 @@ void addIntegrationRoutes(Router& router, const RouteContext& context) {
   router.add("POST", "/api/v1/integrations", core::TokenScope::Write,
              [&plugins, max_depth](ApiRequest& request, Backend& backend) {
                const auto body = parseJsonObject(request.body, max_depth);
-               rejectUnknownFields(body, {"name", "enabled", "config"});
+               rejectUnknownFields(body, {"name", "enabled", "config", "webhook_secret"});
                const auto name = nameOf(body);
                const auto* enabled = field(body, "enabled", Json::value_t::boolean, false);
                const auto* config = field(body, "config", Json::value_t::object, true);
+               const auto webhook = webhookSecretOf(body, false);
                requireValid(plugins, *config);
-               auto created = backend.integrations().create(name, enabled ? enabled->get<bool>() : true, config->dump());
+               auto created = backend.integrations().create(name, enabled ? enabled->get<bool>() : true, config->dump(),
+                                                            webhook ? webhook->secret : std::nullopt);
                if (!created) throw conflictOr(created.error());
                return ApiResponse{201, integrationJson(plugins, *created), {}};
              });
@@ -183,20 +221,22 @@ void addIntegrationRoutes(Router& router, const RouteContext& context) {
                return ApiResponse{200, integrationJson(plugins, findIntegration(backend, request)), {}};
              });
 
-  // Replaces the integration. Secrets sent back as shown ("********") keep their values.
+  // Replaces the integration. Secrets sent back as shown ("********") keep their values, and
+  // so does a webhook_secret left out.
   router.add("PUT", "/api/v1/integrations/{id}", core::TokenScope::Write,
              [&plugins, max_depth](ApiRequest& request, Backend& backend) {
                auto integration = findIntegration(backend, request);
                const auto body = parseJsonObject(request.body, max_depth);
-               rejectUnknownFields(body, {"name", "enabled", "config"});
+               rejectUnknownFields(body, {"name", "enabled", "config", "webhook_secret"});
                integration.name = nameOf(body);
                const auto* enabled = field(body, "enabled", Json::value_t::boolean, false);
                if (enabled) integration.enabled = enabled->get<bool>();
                auto config = *field(body, "config", Json::value_t::object, true);
+               const auto webhook = webhookSecretOf(body, true);
                keepStoredSecrets(plugins, config, Json::parse(integration.config_json, nullptr, false));
                requireValid(plugins, config);
                integration.config_json = config.dump();
-               auto updated = backend.integrations().update(integration);
+               auto updated = backend.integrations().update(integration, webhook);
                if (!updated) throw conflictOr(updated.error());
                if (!*updated) throw ApiError{404, "not_found", "no integration " + std::to_string(integration.id)};
                return ApiResponse{200, integrationJson(plugins, **updated), {}};
@@ -215,6 +255,34 @@ void addIntegrationRoutes(Router& router, const RouteContext& context) {
              [&plugins](ApiRequest& request, Backend& backend) { return setEnabled(backend, request, plugins, true); });
   router.add("POST", "/api/v1/integrations/{id}/disable", core::TokenScope::Write,
              [&plugins](ApiRequest& request, Backend& backend) { return setEnabled(backend, request, plugins, false); });
+
+  // Rotates the webhook secret: a new random one, shown in full in this response only, or the
+  // one given; the secret it replaces may stay valid beside it for keep_previous_s.
+  router.add("POST", "/api/v1/integrations/{id}/webhook-secret", core::TokenScope::Write,
+             [&plugins, max_depth](ApiRequest& request, Backend& backend) {
+               constexpr long long kMaxKeep = 7 * 24 * 3600;
+               const auto id = parseId(request.params.at("id"), "integration id");
+               const auto body = request.body.empty() ? Json::object() : parseJsonObject(request.body, max_depth);
+               rejectUnknownFields(body, {"secret", "keep_previous_s"});
+               core::WebhookSecretChange change;
+               const auto given = body.find("secret");
+               const bool generated = given == body.end();
+               change.secret = generated ? core::newWebhookSecret() : checkedWebhookSecret(*given, "secret");
+               if (const auto* keep = field(body, "keep_previous_s", Json::value_t::number_integer, false)) {
+                 const auto seconds = keep->get<long long>();
+                 if (seconds < 0 || seconds > kMaxKeep) {
+                   throw ApiError{400, "invalid_field", "field 'keep_previous_s' must be 0 to " + std::to_string(kMaxKeep) + " (7 days)",
+                                  {{"field", "keep_previous_s"}}};
+                 }
+                 change.keep_previous = std::chrono::seconds(seconds);
+               }
+               auto updated = backend.integrations().setWebhookSecret(id, change);
+               if (!updated) throw databaseError(updated.error());
+               if (!*updated) throw ApiError{404, "not_found", "no integration " + std::to_string(id)};
+               auto shown = integrationJson(plugins, **updated);
+               if (generated) shown["webhook_secret"] = *change.secret;
+               return ApiResponse{200, std::move(shown), {}};
+             });
 
   // Starts a sync: 202 with the job (or the queued job it was merged into).
   router.add("POST", "/api/v1/integrations/{id}/syncs", core::TokenScope::Write,

@@ -51,7 +51,7 @@ bool Router::match(const Route& route, const std::vector<std::string>& segments,
 void Router::authenticate(const Route& route, ApiRequest& request, Backend& backend) {
   if (!route.scope) return;
   constexpr std::string_view kBearer = "Bearer ";
-  const auto& header = request.authorization;
+  const auto header = request.header("Authorization");
   if (header.empty()) {
     throw ApiError{401, "unauthenticated", "this endpoint needs a token: Authorization: Bearer <token>"};
   }
@@ -88,7 +88,10 @@ ApiResponse Router::dispatch(ApiRequest& request, Backend& backend) const {
       return route.handler(request, backend);
     } catch (const ApiError& error) {
       auto response = errorResponse(error);
-      if (error.status == 401) response.headers["WWW-Authenticate"] = "Bearer realm=\"syncpod\"";
+      // A handler that authenticates otherwise names its own scheme.
+      if (error.status == 401 && response.headers.count("WWW-Authenticate") == 0) {
+        response.headers["WWW-Authenticate"] = "Bearer realm=\"syncpod\"";
+      }
       return response;
     } catch (const std::exception& error) {
       spdlog::error("{} {}: {}", request.method, route.pattern, error.what());

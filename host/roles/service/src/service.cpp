@@ -1,5 +1,6 @@
 #include "syncpod/service/service.hpp"
 
+#include <cctype>
 #include <istream>
 
 #include <Poco/Net/HTMLForm.h>
@@ -97,7 +98,12 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
     if (request.path.empty() || request.path.front() != '/') {
       throw ApiError{400, "bad_request", "the request target must be a path"};
     }
-    request.authorization = in.get("Authorization", "");
+    for (const auto& [name, value] : in) {
+      std::string key = name;
+      for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto& joined = request.headers[key];
+      joined += (joined.empty() ? "" : ",") + value;
+    }
     auto body = readBody(in, options_.max_body_bytes);
     if (!body) {
       throw ApiError{413, "too_large", "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes"};

@@ -1,16 +1,22 @@
 // The REST API over real HTTP on 127.0.0.1, against the test PostgreSQL.
 
+#include <sstream>
+
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "api.hpp"
 #include "pg_test_support.hpp"
 #include "syncpod/core/api_tokens.hpp"
 #include "syncpod/core/job_queue.hpp"
+#include "syncpod/core/leader_lease.hpp"
 #include "syncpod/core/plugins.hpp"
+#include "syncpod/core/webhooks.hpp"
 #include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
@@ -39,6 +45,8 @@ class ServiceTest : public syncpod::testing::PgTest {
     options.port = 0;
     options.threads = 2;
     options.max_body_bytes = 4096;
+    options.webhook_max_body_bytes = 1024;
+    options.webhook_tolerance = std::chrono::seconds(300);
     service_ = std::make_unique<Service>(target_, options, plugins());
     service_->start();
     core::TokenStore tokens(target_);
@@ -358,6 +366,359 @@ TEST_F(ServiceTest, DeletingAnIntegrationWaitsForItsRunningJob) {
   EXPECT_EQ(deleted.status, 204) << deleted.text;
   expectError(call("GET", path, core::TokenScope::Read), 404, "not_found");
   expectError(call("DELETE", path, core::TokenScope::Write), 404, "not_found");
+}
+
+// --- webhooks ----------------------------------------------------------------------------
+
+const std::string kWebhookSecret = "whsec_test_webhook_secret_0123456789";
+
+class WebhookTest : public ServiceTest {
+ protected:
+  static std::int64_t now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  /// Creates an integration through the API, with `secret` as its webhook secret unless empty.
+  std::int64_t webhookIntegration(const std::string& name, const std::string& secret = kWebhookSecret) {
+    Json body = {{"name", name}, {"config", memoryConfig()}};
+    if (!secret.empty()) body["webhook_secret"] = secret;
+    const auto created = call("POST", "/api/v1/integrations", core::TokenScope::Write, body.dump());
+    EXPECT_EQ(created.status, 201) << created.text;
+    return created.body.value("id", std::int64_t{0});
+  }
+
+  static std::string webhookPath(std::int64_t id) { return "/api/v1/integrations/" + std::to_string(id) + "/webhook"; }
+
+  /// A delivery as a sender makes it: signed with `secret` at `timestamp` (default: now).
+  Reply deliver(std::int64_t id, const std::string& body, const std::string& secret = kWebhookSecret,
+                std::optional<std::int64_t> timestamp = std::nullopt) {
+    const auto at = std::to_string(timestamp.value_or(now()));
+    return call("POST", webhookPath(id), std::nullopt, body,
+                {{"X-Syncpod-Timestamp", at}, {"X-Syncpod-Signature", "v1=" + core::webhookSignature(secret, at, body)}});
+  }
+
+  std::string scalar(const std::string& sql) { return syncpod::testing::queryScalar(target_, sql); }
+  std::string events(const std::string& where = "true") {
+    return scalar("SELECT count(*) FROM " + target_.schema + ".webhook_events WHERE " + where);
+  }
+
+  static void expectUnauthenticated(const Reply& reply, const std::string& reason) {
+    expectError(reply, 401, "unauthenticated");
+    EXPECT_EQ(reply.body["error"]["details"]["reason"], reason) << reply.text;
+    ASSERT_EQ(reply.headers.count("WWW-Authenticate"), 1U) << reply.text;
+    EXPECT_EQ(reply.headers.at("WWW-Authenticate"), "Syncpod-Signature realm=\"syncpod\"");
+  }
+};
+
+TEST_F(WebhookTest, ValidDeliveriesBecomeOneQueuedPartialJobOfTheirKeys) {
+  const auto id = webhookIntegration("crm");
+  const auto first = deliver(id, R"({"id": "evt-1", "keys": ["items/2", "items/1"]})");
+  ASSERT_EQ(first.status, 202) << first.text;
+  EXPECT_EQ(first.body["integration_id"], id);
+  EXPECT_EQ(first.body["event_id"], "evt-1");
+  EXPECT_EQ(first.body["keys"], Json({"items/2", "items/1"}));
+  EXPECT_EQ(first.body["incremental"], false);
+  EXPECT_EQ(first.body["duplicate"], false);
+  EXPECT_TRUE(first.body["received_at"].get<std::string>().ends_with("Z")) << first.text;
+  ASSERT_TRUE(first.body["job_id"].is_number_integer()) << first.text;
+  const auto job_id = first.body["job_id"].get<core::JobId>();
+
+  const auto job = call("GET", "/api/v1/jobs/" + std::to_string(job_id), core::TokenScope::Read);
+  ASSERT_EQ(job.status, 200) << job.text;
+  EXPECT_EQ(job.body["kind"], "partial");
+  EXPECT_EQ(job.body["state"], "queued");
+  EXPECT_EQ(job.body["integration_id"], id);
+  EXPECT_EQ(job.body["payload"]["keys"], Json({"items/1", "items/2"}));
+
+  // A second delivery while the job is queued coalesces into it.
+  const auto second = deliver(id, R"({"keys": ["items/3", "items/1"]})");
+  ASSERT_EQ(second.status, 202) << second.text;
+  EXPECT_EQ(second.body["job_id"], job_id);
+  EXPECT_TRUE(second.body["event_id"].is_null());
+  const auto merged = call("GET", "/api/v1/jobs/" + std::to_string(job_id), core::TokenScope::Read);
+  EXPECT_EQ(merged.body["payload"]["keys"], Json({"items/1", "items/2", "items/3"})) << merged.text;
+  // "Something changed" without keys: the same job also fetches the changes since the cursor.
+  const auto changes = deliver(id, R"({"incremental": true})");
+  ASSERT_EQ(changes.status, 202) << changes.text;
+  EXPECT_EQ(changes.body["job_id"], job_id);
+  EXPECT_EQ(call("GET", "/api/v1/jobs/" + std::to_string(job_id), core::TokenScope::Read).body["payload"]["incremental"],
+            true);
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + target_.schema + ".jobs"), "1");
+  EXPECT_EQ(events("job_id = " + std::to_string(job_id)), "3");
+
+  // Signed but not of the documented shape: 400, and nothing stored.
+  expectError(deliver(id, R"({"keys": []})"), 400, "invalid_field");
+  expectError(deliver(id, R"({"keys": [17]})"), 400, "invalid_field");
+  expectError(deliver(id, R"({"key": ["1"]})"), 400, "unknown_field");
+  expectError(deliver(id, R"({"keys": ["1"])"), 400, "invalid_json");
+  EXPECT_EQ(events(), "3");
+}
+
+TEST_F(WebhookTest, ReplaysAreAnsweredWithTheFirstEventAndStoreNothing) {
+  const auto id = webhookIntegration("crm");
+  const auto at = now();
+  const std::string body = R"({"keys": ["1"]})";
+  const auto first = deliver(id, body, kWebhookSecret, at);
+  ASSERT_EQ(first.status, 202) << first.text;
+  // The same signed delivery again (a replay, or a sender's retry): 200, the same event.
+  const auto replay = deliver(id, body, kWebhookSecret, at);
+  ASSERT_EQ(replay.status, 200) << replay.text;
+  EXPECT_EQ(replay.body["duplicate"], true);
+  EXPECT_EQ(replay.body["id"], first.body["id"]);
+  EXPECT_EQ(replay.body["job_id"], first.body["job_id"]);
+  // A sender that names its events: a retry signed anew is still the same event.
+  const auto named = deliver(id, R"({"id": "evt-7", "keys": ["2"]})", kWebhookSecret, at);
+  ASSERT_EQ(named.status, 202) << named.text;
+  const auto retried = deliver(id, R"({"id": "evt-7", "keys": ["2"]})", kWebhookSecret, at + 1);
+  ASSERT_EQ(retried.status, 200) << retried.text;
+  EXPECT_EQ(retried.body["id"], named.body["id"]);
+  EXPECT_EQ(events(), "2");
+  // A replay after the tolerance is refused by its timestamp.
+  expectUnauthenticated(deliver(id, body, kWebhookSecret, at - 301), "stale_timestamp");
+}
+
+TEST_F(WebhookTest, UnsignedBadlySignedAndStaleDeliveriesAreRefused) {
+  const auto id = webhookIntegration("crm");
+  const std::string body = R"({"keys": ["1"]})";
+  const auto at = std::to_string(now());
+  const auto signature = "v1=" + core::webhookSignature(kWebhookSecret, at, body);
+
+  const auto unsigned_ = call("POST", webhookPath(id), std::nullopt, body);
+  expectUnauthenticated(unsigned_, "missing_header");
+  EXPECT_NE(unsigned_.body["error"]["message"].get<std::string>().find("X-Syncpod-Signature"), std::string::npos);
+  expectUnauthenticated(call("POST", webhookPath(id), std::nullopt, body, {{"X-Syncpod-Timestamp", at}}),
+                        "missing_header");
+  expectUnauthenticated(call("POST", webhookPath(id), std::nullopt, body, {{"X-Syncpod-Signature", signature}}),
+                        "missing_header");
+  // A bearer token is no substitute for the signature.
+  expectUnauthenticated(call("POST", webhookPath(id), core::TokenScope::Admin, body), "missing_header");
+  for (const std::string timestamp : {"abc", "-5", "1.5", "+1700000000", "99999999999999"}) {
+    expectUnauthenticated(call("POST", webhookPath(id), std::nullopt, body,
+                               {{"X-Syncpod-Timestamp", timestamp}, {"X-Syncpod-Signature", signature}}),
+                          "malformed_header");
+  }
+  const auto wrong_secret = deliver(id, body, "whsec_someone_elses_secret_0123");
+  expectUnauthenticated(wrong_secret, "bad_signature");
+  const auto tampered = call("POST", webhookPath(id), std::nullopt, R"({"keys": ["2"]})",
+                             {{"X-Syncpod-Timestamp", at}, {"X-Syncpod-Signature", signature}});
+  expectUnauthenticated(tampered, "bad_signature");
+  const auto other_time = call("POST", webhookPath(id), std::nullopt, body,
+                               {{"X-Syncpod-Timestamp", std::to_string(now() - 1)}, {"X-Syncpod-Signature", signature}});
+  expectUnauthenticated(other_time, "bad_signature");
+  expectUnauthenticated(call("POST", webhookPath(id), std::nullopt, body,
+                             {{"X-Syncpod-Timestamp", at}, {"X-Syncpod-Signature", signature.substr(3)}}),
+                        "bad_signature");
+
+  // Outside the tolerance, in the past or in the future, even when signed correctly.
+  const auto stale = deliver(id, body, kWebhookSecret, now() - 301);
+  expectUnauthenticated(stale, "stale_timestamp");
+  EXPECT_EQ(stale.body["error"]["details"]["tolerance_s"], 300) << stale.text;
+  expectUnauthenticated(deliver(id, body, kWebhookSecret, now() + 301), "stale_timestamp");
+  EXPECT_EQ(events(), "0");
+  EXPECT_EQ(deliver(id, body, kWebhookSecret, now() - 240).status, 202);
+  EXPECT_EQ(deliver(id, R"({"keys": ["2"]})", kWebhookSecret, now() + 240).status, 202);
+  EXPECT_EQ(events(), "2");
+}
+
+TEST_F(WebhookTest, OversizedDeliveriesAreRefused) {
+  const auto id = webhookIntegration("crm");
+  // Over the webhook limit (1024 bytes here), under the service's (4096).
+  const auto big = R"({"keys": [")" + std::string(1100, 'k') + R"("]})";
+  const auto refused = deliver(id, big);
+  expectError(refused, 413, "too_large");
+  EXPECT_EQ(refused.body["error"]["details"]["limit_bytes"], 1024) << refused.text;
+  expectError(deliver(id, R"({"keys": [")" + std::string(5000, 'k') + R"("]})"), 413, "too_large");
+  EXPECT_EQ(events(), "0");
+  // Just under the limit is fine.
+  const auto fits = R"({"keys": [")" + std::string(1000, 'k') + R"("]})";
+  ASSERT_LE(fits.size(), 1024U);
+  EXPECT_EQ(deliver(id, fits).status, 202);
+}
+
+TEST_F(WebhookTest, IntegrationsWithoutASecretTakeNoWebhooks) {
+  const auto id = webhookIntegration("plain", "");
+  const auto shown = call("GET", "/api/v1/integrations/" + std::to_string(id), core::TokenScope::Read);
+  EXPECT_TRUE(shown.body["webhook_secret"].is_null()) << shown.text;
+  const auto refused = deliver(id, R"({"keys": ["1"]})");
+  expectError(refused, 403, "forbidden");
+  EXPECT_NE(refused.body["error"]["message"].get<std::string>().find("no webhook secret"), std::string::npos)
+      << refused.text;
+  expectError(deliver(999999, R"({"keys": ["1"]})"), 404, "not_found");
+  expectError(call("POST", "/api/v1/integrations/x/webhook", std::nullopt, "{}"), 400, "invalid_id");
+  expectError(call("GET", webhookPath(id), std::nullopt), 405, "method_not_allowed");
+  EXPECT_EQ(events(), "0");
+}
+
+TEST_F(WebhookTest, ADisabledIntegrationKeepsItsEventsAndTheyBecomeAJobLater) {
+  const auto id = webhookIntegration("crm");
+  const auto path = "/api/v1/integrations/" + std::to_string(id);
+  ASSERT_EQ(call("POST", path + "/disable", core::TokenScope::Write).status, 200);
+  const auto kept = deliver(id, R"({"keys": ["1"]})");
+  ASSERT_EQ(kept.status, 202) << kept.text;
+  EXPECT_TRUE(kept.body["job_id"].is_null()) << kept.text;
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + target_.schema + ".jobs"), "0");
+
+  // Enabled again, the next delivery takes the pending event along into its job.
+  ASSERT_EQ(call("POST", path + "/enable", core::TokenScope::Write).status, 200);
+  const auto next = deliver(id, R"({"keys": ["2"]})");
+  ASSERT_EQ(next.status, 202) << next.text;
+  ASSERT_TRUE(next.body["job_id"].is_number_integer()) << next.text;
+  const auto job_id = next.body["job_id"].get<core::JobId>();
+  EXPECT_EQ(events("job_id = " + std::to_string(job_id)), "2");
+  EXPECT_EQ(call("GET", "/api/v1/jobs/" + std::to_string(job_id), core::TokenScope::Read).body["payload"]["keys"],
+            Json({"1", "2"}));
+}
+
+TEST_F(WebhookTest, AnEventWhoseJobCannotBeInsertedIsKeptAndTheSingletonsPassEnqueuesIt) {
+  const auto id = webhookIntegration("crm");
+  execute(target_, R"SQL(
+    CREATE FUNCTION refuse_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the job insert fails'; END $$;
+    CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_jobs();
+  )SQL");
+  const auto accepted = deliver(id, R"({"keys": ["1"]})");
+  ASSERT_EQ(accepted.status, 202) << accepted.text;
+  EXPECT_TRUE(accepted.body["job_id"].is_null()) << accepted.text;
+  EXPECT_EQ(events("job_id IS NULL"), "1");
+
+  execute(target_, "DROP TRIGGER refuse_jobs ON jobs");
+  core::LeaderLease lease(target_, "singleton", "test", std::chrono::seconds(30));
+  const auto token = lease.acquire();
+  ASSERT_TRUE(token && *token);
+  core::JobQueue queue(target_);
+  const auto jobs = queue.enqueueWebhookEvents(**token, 1000);
+  ASSERT_TRUE(jobs) << jobs.error().message;
+  ASSERT_EQ(jobs->size(), 1U);
+  EXPECT_EQ(jobs->front().integration_id, id);
+  EXPECT_EQ(events("job_id = " + std::to_string(jobs->front().job_id)), "1");
+  // The sender retrying the same delivery now learns the job.
+  const auto event_id = accepted.body["id"].get<std::int64_t>();
+  EXPECT_EQ(scalar("SELECT job_id FROM " + target_.schema + ".webhook_events WHERE id = " + std::to_string(event_id)),
+            std::to_string(jobs->front().job_id));
+}
+
+TEST_F(WebhookTest, SecretsAreWriteOnlySetRotatedAndRemovedThroughTheApi) {
+  const auto id = webhookIntegration("crm");
+  const auto path = "/api/v1/integrations/" + std::to_string(id);
+  const auto shown = call("GET", path, core::TokenScope::Read);
+  EXPECT_EQ(shown.body["webhook_secret"], "********") << shown.text;
+  EXPECT_TRUE(shown.body["webhook_previous_expires_at"].is_null()) << shown.text;
+  EXPECT_EQ(shown.text.find(kWebhookSecret), std::string::npos);
+  const auto listed = call("GET", "/api/v1/integrations", core::TokenScope::Read);
+  EXPECT_EQ(listed.body["items"][0]["webhook_secret"], "********") << listed.text;
+  EXPECT_EQ(listed.text.find(kWebhookSecret), std::string::npos);
+
+  // Sent back as shown, or left out, the secret stays.
+  auto body = Json{{"name", "crm"}, {"config", shown.body["config"]}, {"webhook_secret", "********"}};
+  const auto kept = call("PUT", path, core::TokenScope::Write, body.dump());
+  ASSERT_EQ(kept.status, 200) << kept.text;
+  EXPECT_EQ(kept.text.find(kWebhookSecret), std::string::npos);
+  body.erase("webhook_secret");
+  ASSERT_EQ(call("PUT", path, core::TokenScope::Write, body.dump()).status, 200);
+  EXPECT_EQ(deliver(id, R"({"keys": ["1"]})").status, 202);
+
+  // A generated secret is shown once; the old one stops working at once.
+  const auto rotated = call("POST", path + "/webhook-secret", core::TokenScope::Write);
+  ASSERT_EQ(rotated.status, 200) << rotated.text;
+  const auto generated = rotated.body["webhook_secret"].get<std::string>();
+  EXPECT_EQ(generated.rfind("whsec_", 0), 0U) << rotated.text;
+  EXPECT_EQ(call("GET", path, core::TokenScope::Read).body["webhook_secret"], "********");
+  expectUnauthenticated(deliver(id, R"({"keys": ["2"]})"), "bad_signature");
+  EXPECT_EQ(deliver(id, R"({"keys": ["2"]})", generated).status, 202);
+
+  // A chosen secret, with the generated one still accepted for an hour; a chosen secret is
+  // not echoed.
+  const std::string chosen = "a-chosen-secret-of-enough-length";
+  const auto overlapping = call("POST", path + "/webhook-secret", core::TokenScope::Write,
+                                Json{{"secret", chosen}, {"keep_previous_s", 3600}}.dump());
+  ASSERT_EQ(overlapping.status, 200) << overlapping.text;
+  EXPECT_EQ(overlapping.body["webhook_secret"], "********");
+  EXPECT_TRUE(overlapping.body["webhook_previous_expires_at"].is_string()) << overlapping.text;
+  EXPECT_EQ(overlapping.text.find(chosen), std::string::npos);
+  EXPECT_EQ(deliver(id, R"({"keys": ["3"]})", chosen).status, 202);
+  EXPECT_EQ(deliver(id, R"({"keys": ["4"]})", generated).status, 202);
+  // A sender may sign with both while it switches over.
+  const auto at = std::to_string(now());
+  const std::string both_body = R"({"keys": ["5"]})";
+  const auto both = call("POST", webhookPath(id), std::nullopt, both_body,
+                         {{"X-Syncpod-Timestamp", at},
+                          {"X-Syncpod-Signature", "v1=" + core::webhookSignature(generated, at, both_body) +
+                                                      ",v1=" + core::webhookSignature(chosen, at, both_body)}});
+  EXPECT_EQ(both.status, 202) << both.text;
+
+  // Bad secrets are refused without being quoted.
+  for (const auto& bad : {Json("short"), Json("has spaces in the middle of it"), Json(17)}) {
+    const auto refused = call("PUT", path, core::TokenScope::Write,
+                              Json{{"name", "crm"}, {"config", shown.body["config"]}, {"webhook_secret", bad}}.dump());
+    EXPECT_EQ(refused.status, 400) << refused.text;
+    if (bad.is_string()) {
+      EXPECT_EQ(refused.text.find(bad.get<std::string>()), std::string::npos);
+    }
+  }
+  expectError(call("POST", path + "/webhook-secret", core::TokenScope::Write, R"({"keep_previous_s": -1})"), 400,
+              "invalid_field");
+  expectError(call("POST", path + "/webhook-secret", core::TokenScope::Write, R"({"secret": "short"})"), 400,
+              "invalid_field");
+  expectError(call("POST", path + "/webhook-secret", core::TokenScope::Read), 403, "forbidden");
+  expectError(call("POST", "/api/v1/integrations/999999/webhook-secret", core::TokenScope::Write), 404, "not_found");
+  expectError(call("POST", "/api/v1/integrations", core::TokenScope::Write,
+                   Json{{"name", "x"}, {"config", memoryConfig()}, {"webhook_secret", "********"}}.dump()),
+              400, "invalid_field");
+
+  // null removes it: no more webhooks.
+  body["webhook_secret"] = nullptr;
+  const auto removed = call("PUT", path, core::TokenScope::Write, body.dump());
+  ASSERT_EQ(removed.status, 200) << removed.text;
+  EXPECT_TRUE(removed.body["webhook_secret"].is_null());
+  EXPECT_TRUE(removed.body["webhook_previous_expires_at"].is_null());
+  expectError(deliver(id, R"({"keys": ["6"]})", chosen), 403, "forbidden");
+}
+
+TEST_F(WebhookTest, SecretsAndSignaturesNeverReachTheLog) {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  auto logger = spdlog::default_logger();
+  const auto level = logger->level();
+  logger->sinks().push_back(sink);
+  logger->set_level(spdlog::level::trace);
+
+  const auto id = webhookIntegration("crm");
+  const auto at = now();
+  const std::string body = R"({"keys": ["1"]})";
+  const auto signature = core::webhookSignature(kWebhookSecret, std::to_string(at), body);
+  EXPECT_EQ(deliver(id, body, kWebhookSecret, at).status, 202);
+  EXPECT_EQ(deliver(id, body, kWebhookSecret, at).status, 200);
+  EXPECT_EQ(deliver(id, body, "whsec_a_wrong_secret_0123456789").status, 401);
+  EXPECT_EQ(deliver(id, body, kWebhookSecret, at - 1000).status, 401);
+  // The failure path logs the database's message (the job is queued: merging updates it).
+  execute(target_, R"SQL(
+    CREATE FUNCTION refuse_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the job cannot be written'; END $$;
+    CREATE TRIGGER refuse_jobs BEFORE INSERT OR UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_jobs();
+  )SQL");
+  EXPECT_EQ(deliver(id, R"({"keys": ["2"]})").status, 202);
+  const auto rotated = call("POST", "/api/v1/integrations/" + std::to_string(id) + "/webhook-secret", core::TokenScope::Write);
+  ASSERT_EQ(rotated.status, 200);
+  const auto generated = rotated.body["webhook_secret"].get<std::string>();
+  // A failed update quotes the row it tried to write in PostgreSQL's message; the service logs it.
+  execute(target_, "ALTER TABLE integrations ADD CONSTRAINT no_updates CHECK (name <> 'refused')");
+  const auto refused = call("PUT", "/api/v1/integrations/" + std::to_string(id), core::TokenScope::Write,
+                            Json{{"name", "refused"}, {"config", memoryConfig()},
+                                 {"webhook_secret", "whsec_put_in_a_failing_update_012"}}
+                                .dump());
+  EXPECT_EQ(refused.status, 500) << refused.text;
+
+  logger->flush();
+  logger->sinks().pop_back();
+  logger->set_level(level);
+  const auto log = captured.str();
+  EXPECT_NE(log.find("stays pending"), std::string::npos) << log;
+  EXPECT_NE(log.find("check constraint"), std::string::npos) << log;
+  EXPECT_NE(log.find("the row is not shown"), std::string::npos) << log;
+  for (const auto& secret : {kWebhookSecret, generated, std::string("whsec_put_in_a_failing_update_012"), signature,
+                             std::string("s3cret-token")}) {
+    EXPECT_EQ(log.find(secret), std::string::npos) << secret << " in the log:\n" << log;
+  }
 }
 
 }  // namespace

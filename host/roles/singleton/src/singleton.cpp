@@ -230,6 +230,33 @@ class Singleton::Impl {
       spdlog::info("singleton term {}: rescued orphaned jobs: {} re-queued, {} failed, {} cancelled",
                    token_->term, rescued->requeued, rescued->failed, rescued->cancelled);
     }
+    if (token_) enqueueWebhookEvents();
+  }
+
+  /// Webhook events the service stored but could not turn into a job (the integration was
+  /// disabled, the database failed in between) become partial jobs now.
+  void enqueueWebhookEvents() {
+    constexpr int kBatch = 1000;
+    constexpr int kMaxBatches = 10;
+    std::string jobs;
+    for (int batch = 0; batch < kMaxBatches && token_; ++batch) {
+      auto enqueued = queue_->enqueueWebhookEvents(*token_, kBatch);
+      if (!enqueued) {
+        failed("turning pending webhook events into jobs", enqueued.error());
+        break;
+      }
+      int events = 0;
+      for (const auto& job : *enqueued) {
+        events += job.events;
+        jobs += (jobs.empty() ? "" : ", ") + std::string("integration ") + std::to_string(job.integration_id) +
+                ": " + std::to_string(job.events) + " → job " + std::to_string(job.job_id) +
+                (job.merged ? " (merged)" : "");
+      }
+      if (events < kBatch) break;
+    }
+    if (!jobs.empty()) {
+      spdlog::info("singleton term {}: pending webhook events enqueued: {}", token_ ? token_->term : 0, jobs);
+    }
   }
 
   void cleanup() {
@@ -237,11 +264,11 @@ class Singleton::Impl {
     if (!cleaned) {
       failed("cleanup", cleaned.error());
     } else if (cleaned->workers_gone + cleaned->jobs_deleted + cleaned->workers_deleted +
-                   cleaned->cron_fires_deleted > 0) {
+                   cleaned->cron_fires_deleted + cleaned->webhook_events_deleted > 0) {
       spdlog::info("singleton term {}: cleanup: {} silent workers marked gone; deleted {} "
-                   "finished jobs, {} ended workers, {} cron fires",
+                   "finished jobs, {} ended workers, {} cron fires, {} webhook events",
                    token_->term, cleaned->workers_gone, cleaned->jobs_deleted,
-                   cleaned->workers_deleted, cleaned->cron_fires_deleted);
+                   cleaned->workers_deleted, cleaned->cron_fires_deleted, cleaned->webhook_events_deleted);
     }
   }
 

@@ -12,6 +12,7 @@
 #include "syncpod/core/leader_lease.hpp"
 #include "syncpod/core/result.hpp"
 #include "syncpod/core/scaling.hpp"
+#include "syncpod/core/webhooks.hpp"
 
 namespace syncpod::core {
 
@@ -47,7 +48,8 @@ struct WorkerInfo {
 
 /// What cleanup() removes, and how much per call.
 struct CleanupOptions {
-  /// Finished jobs, TERMINATED workers and cron fires older than this are deleted.
+  /// Finished jobs, TERMINATED workers, cron fires and webhook events that became jobs older
+  /// than this are deleted.
   std::chrono::milliseconds retention{std::chrono::hours(24 * 14)};
   /// A worker not TERMINATED whose heartbeat is older than this is marked TERMINATED (gone).
   std::chrono::milliseconds stale_after{std::chrono::seconds(30)};
@@ -61,6 +63,7 @@ struct CleanupResult {
   int jobs_deleted = 0;      ///< finished jobs (with their attempts and progress)
   int workers_deleted = 0;   ///< TERMINATED worker rows
   int cron_fires_deleted = 0;
+  int webhook_events_deleted = 0;
 };
 
 /// An enabled integration that has a schedule or asks for change detection.
@@ -92,6 +95,13 @@ class JobQueue {
   JobQueue& operator=(const JobQueue&) = delete;
 
   // --- producers -------------------------------------------------------------------------
+
+  /// Turns the pending webhook events of `integration` (at most `limit`, oldest first) into
+  /// one partial job of their keys, merged into a queued one when there is one, and links
+  /// them to it, in one transaction: on an error nothing changed and they stay pending.
+  /// Nothing when the integration is disabled; events another transaction is turning into a
+  /// job are skipped.
+  Result<std::optional<WebhookJob>> enqueueWebhookEvents(IntegrationId integration, int limit = 1000);
 
   /// Enqueues all requests in one statement, and wakes listening workers once. When a
   /// concurrent producer created the same new mergeable job first, the statement runs again
@@ -182,9 +192,14 @@ class JobQueue {
   Result<std::vector<EnqueueResult>> enqueue(const LeaseToken& fence,
                                              const std::vector<EnqueueRequest>& requests);
 
+  /// enqueueWebhookEvents() for the pending events of every enabled integration, at most
+  /// `limit` events in all (oldest first): what the service could not turn into a job.
+  Result<std::vector<WebhookJob>> enqueueWebhookEvents(const LeaseToken& fence, int limit);
+
   /// Marks workers with stale heartbeats TERMINATED, then deletes finished jobs, TERMINATED
-  /// workers and cron fires older than the retention (an integration's latest fire stays),
-  /// in batches of their own short transactions.
+  /// workers, cron fires (an integration's latest fire stays) and webhook events that became
+  /// jobs older than the retention, in batches of their own short transactions. Pending
+  /// webhook events are kept whatever their age.
   Result<CleanupResult> cleanup(const LeaseToken& fence, const CleanupOptions& options);
 
   /// The NOTIFY channel workers LISTEN on for this installation.

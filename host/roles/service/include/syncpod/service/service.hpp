@@ -27,6 +27,11 @@ struct ServiceOptions {
   int max_queued = 64;
   /// How long a client may take to send a request's headers and body.
   std::chrono::milliseconds read_timeout{std::chrono::seconds(10)};
+  /// A webhook delivery whose signed timestamp is further than this from the service's clock,
+  /// in either direction, is refused: a captured delivery cannot be replayed later.
+  std::chrono::seconds webhook_tolerance{300};
+  /// Webhook deliveries with a larger body are refused with 413 (max_body_bytes still applies).
+  std::size_t webhook_max_body_bytes = 256 * 1024;
 };
 
 /// The REST API (docs/api.md): an HTTP server on its own threads. start() returns once it

@@ -21,7 +21,7 @@ struct SingletonOptions {
   std::chrono::milliseconds lease_ttl{std::chrono::seconds(15)};
   /// How often the leader renews, and a standby tries to take the lease.
   std::chrono::milliseconds renew_interval{std::chrono::seconds(5)};
-  /// How often jobs of silent workers are rescued.
+  /// How often jobs of silent workers are rescued, and pending webhook events enqueued.
   std::chrono::milliseconds rescue_interval{std::chrono::seconds(10)};
   /// How often old rows are deleted and silent workers marked gone.
   std::chrono::milliseconds cleanup_interval{std::chrono::minutes(1)};
@@ -37,8 +37,9 @@ struct SingletonOptions {
 };
 
 /// The singleton role (docs/singleton.md): of all instances, the one holding the leader lease
-/// computes desired_pod_count, fires cron schedules, enqueues partial jobs for detected changes,
-/// rescues orphaned jobs and cleans up; the others wait as standbys. Every write of the leader
+/// computes desired_pod_count, fires cron schedules, enqueues partial jobs for detected changes
+/// and for webhook events still pending, rescues orphaned jobs and cleans up; the others wait as
+/// standbys. Every write of the leader
 /// is fenced by its lease term.
 class Singleton {
  public:
