@@ -148,8 +148,12 @@ class Service::Impl {
 
   void start() {
     try {
-      socket_ = std::make_unique<Poco::Net::ServerSocket>(
-          Poco::Net::SocketAddress(options_.host, static_cast<Poco::UInt16>(options_.port)));
+      // SO_REUSEADDR only: Poco's one-step constructor also sets SO_REUSEPORT, with which a
+      // second service binds the same port without an error and takes half its connections.
+      socket_ = std::make_unique<Poco::Net::ServerSocket>();
+      socket_->bind(Poco::Net::SocketAddress(options_.host, static_cast<Poco::UInt16>(options_.port)),
+                    /*reuseAddress=*/true, /*reusePort=*/false);
+      socket_->listen();
     } catch (const Poco::Exception& error) {
       throw core::StartupError("cannot listen on " + options_.host + ":" +
                                std::to_string(options_.port) + ": " + error.displayText());

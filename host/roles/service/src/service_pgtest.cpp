@@ -13,6 +13,7 @@
 #include "api.hpp"
 #include "pg_test_support.hpp"
 #include "syncpod/core/api_tokens.hpp"
+#include "syncpod/core/errors.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/leader_lease.hpp"
 #include "syncpod/core/plugins.hpp"
@@ -136,6 +137,22 @@ TEST_F(ServiceTest, HealthAndReadinessNeedNoToken) {
   expectError(behind, 503, "not_ready");
   EXPECT_NE(behind.body["error"]["message"].get<std::string>().find("syncpod migrate"), std::string::npos)
       << behind.text;
+}
+
+TEST_F(ServiceTest, ASecondServiceCannotTakeThePortOfTheFirst) {
+  ServiceOptions options;
+  options.host = "127.0.0.1";
+  options.port = service_->port();
+  options.threads = 1;
+  Service second(target_, options, plugins());
+  try {
+    second.start();
+    FAIL() << "a second service listened on port " << options.port;
+  } catch (const core::StartupError& error) {
+    EXPECT_NE(std::string(error.what()).find("cannot listen on 127.0.0.1:" + std::to_string(options.port)),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST_F(ServiceTest, AuthenticationAndScopes) {
