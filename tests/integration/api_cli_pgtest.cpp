@@ -3,7 +3,13 @@
 
 #include <csignal>
 #include <regex>
+#include <sstream>
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -37,12 +43,14 @@ class ApiCliTest : public PgTest {
   }
 
   /// Starts `serve` with `role` on a free port and returns the API URL it listens on.
-  std::string startServe(const std::string& role) {
+  std::string startServe(const std::string& role,
+                         const std::string& plugin_path = SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so",
+                         const std::string& log_level = "info") {
     serve_ = std::make_unique<ChildProcess>(std::vector<std::string>{
         kBinary, "serve", "--role=" + role, "--database-url=" + target_.url, "--schema=" + target_.schema,
-        "--http-host=127.0.0.1", "--http-port=0", "--plugin-path=" SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so",
+        "--http-host=127.0.0.1", "--http-port=0", "--plugin-path=" + plugin_path,
         "--terminating-grace=300ms", "--scale-interval=100ms", "--keda-polling-interval=100ms",
-        "--heartbeat-interval=200ms", "--rescue-lease=2s"});
+        "--heartbeat-interval=200ms", "--rescue-lease=2s", "--log-level=" + log_level});
     EXPECT_TRUE(serve_->waitForOutput("ready: role", 20s)) << serve_->output();
     std::smatch port;
     const auto output = serve_->output();
@@ -115,6 +123,80 @@ TEST_F(ApiCliTest, UnreachableServiceAndMissingTokenAreOneLine) {
   const auto no_token = runSplit({kBinary, "jobs", "list"}, {{"SYNCPOD_API_TOKEN", ""}});
   EXPECT_EQ(no_token.exit_code, 78);
   EXPECT_NE(no_token.errors.find("SYNCPOD_API_TOKEN"), std::string::npos) << no_token.errors;
+}
+
+/// One HTTP request; returns the status line and the body, for searching.
+std::string httpText(const std::string& url, const std::string& method, const std::string& path,
+                     const std::map<std::string, std::string>& headers, const std::string& body = "") {
+  const Poco::URI uri(url);
+  Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+  Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  for (const auto& [name, value] : headers) request.set(name, value);
+  request.setContentLength(static_cast<std::streamsize>(body.size()));
+  session.sendRequest(request) << body;
+  Poco::Net::HTTPResponse response;
+  std::string text;
+  Poco::StreamCopier::copyToString(session.receiveResponse(response), text);
+  return std::to_string(static_cast<int>(response.getStatus())) + " " + text;
+}
+
+TEST_F(ApiCliTest, SecretsShowInNoResponseOutputOrLogLine) {
+  // Every secret the system holds: a database password inside a connector config, the API
+  // token, a webhook secret. The sync fails (the table does not exist), so error paths log too.
+  const std::string password = "Pa55-never-shown-7q";
+  const std::string webhook_secret = "whsec-never-shown-0123456789";
+  const auto at = target_.url.find('@');
+  ASSERT_NE(at, std::string::npos) << "the test database URL has no user part: " << target_.url;
+  const auto secret_url = target_.url.substr(0, at) + ":" + password + target_.url.substr(at);
+  const auto url = startServe("all",
+                              SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so:" SYNCPOD_PLUGIN_DIR "/libsyncpod_postgres.so",
+                              "debug");
+  const std::map<std::string, std::string> auth = {{"Authorization", "Bearer " + token_},
+                                                   {"Content-Type", "application/json"}};
+  const Json create = {
+      {"name", "secretive"},
+      {"webhook_secret", webhook_secret},
+      {"config",
+       {{"source", {{"plugin", "memory"}, {"config", {{"records", {{"items", Json::array({{{"id", 1}}})}}}}}}},
+        {"target", {{"plugin", "postgres"},
+                    {"config", {{"url", secret_url}, {"streams", {{"items", {{"table", "no_such_table"}}}}}}}}},
+        {"streams", {{{"name", "items"}, {"key", {"id"}}, {"fields", {{"id", "id"}}}}}}}}};
+  std::vector<std::string> seen;
+  seen.push_back(httpText(url, "POST", "/api/v1/integrations", auth, create.dump()));
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(seen.back(), id, std::regex("^201 .*\"id\":([0-9]+)"))) << seen.back();
+  const auto integration = id[1].str();
+
+  const auto synced = cli({"sync", integration}, url);
+  EXPECT_EQ(synced.exit_code, 1) << synced.output << synced.errors;  // failed, as meant
+  seen.push_back(synced.output + synced.errors);
+  std::smatch job;
+  ASSERT_TRUE(std::regex_search(synced.output, job, std::regex("job ([0-9]+)"))) << synced.output;
+  const auto shown = cli({"jobs", "show", job[1].str(), "--json"}, url);
+  seen.push_back(shown.output + shown.errors);
+  EXPECT_NE(shown.output.find("no_such_table"), std::string::npos) << "the job did not fail where meant: "
+                                                                     << shown.output;
+  seen.push_back(httpText(url, "GET", "/api/v1/integrations/" + integration, auth));
+  EXPECT_NE(seen.back().find("\"url\":\"********\""), std::string::npos) << seen.back();
+  seen.push_back(httpText(url, "GET", "/api/v1/integrations", auth));
+  seen.push_back(httpText(url, "GET", "/api/v1/jobs", auth));
+  seen.push_back(httpText(url, "POST", "/api/v1/integrations/" + integration + "/webhook",
+                          {{"X-Syncpod-Timestamp", "1"}, {"X-Syncpod-Signature", "v1=00"}}, R"({"keys":["items/1"]})"));
+  seen.push_back(httpText(url, "POST", "/api/v1/integrations/validate", auth,
+                          Json{{"config", create["config"]}}.dump()));
+  seen.push_back(httpText(url, "GET", "/api/v1/jobs", {{"Authorization", "Bearer " + token_ + "x"}}));
+
+  serve_->signal(SIGTERM);
+  EXPECT_EQ(serve_->wait(30s), 0);
+  seen.push_back(serve_->output());
+  serve_.reset();
+  EXPECT_NE(seen.back().find("no_such_table"), std::string::npos) << "the log never saw the failure";
+
+  for (const auto& text : seen) {
+    for (const auto& secret : {password, webhook_secret, token_}) {
+      EXPECT_EQ(text.find(secret), std::string::npos) << "a secret shows in:\n" << text;
+    }
+  }
 }
 
 }  // namespace
