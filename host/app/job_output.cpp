@@ -1,5 +1,6 @@
 #include "job_output.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <sstream>
@@ -16,7 +17,7 @@ std::string text(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
-std::string progressLine(const nlohmann::json& job) {
+std::string stateLine(const nlohmann::json& job) {
   std::ostringstream line;
   line << "job " << job["id"] << ": " << text(job["state"]) << " (attempt " << job["attempt"] << "/"
        << job["max_attempts"] << ")";
@@ -28,9 +29,12 @@ std::string progressLine(const nlohmann::json& job) {
   return line.str();
 }
 
-bool finished(const nlohmann::json& job) {
-  const auto state = text(job["state"]);
-  return state == "succeeded" || state == "failed" || state == "cancelled";
+/// "<time>  <kind or level>  <message>": log lines by their level, the others by their kind.
+std::string eventLine(const nlohmann::json& event) {
+  const auto kind = text(event["kind"]);
+  std::string tag = kind == "log" ? text(event["level"]) : kind;
+  tag.resize(std::max<std::size_t>(tag.size(), 8), ' ');
+  return text(event["at"]) + "  " + tag + "  " + text(event["message"]);
 }
 
 }  // namespace
@@ -79,20 +83,33 @@ std::string describeJob(const nlohmann::json& job) {
 }
 
 int watchJob(const ApiClient& client, const std::string& path, bool json) {
-  std::string last;
+  const auto first = client.call("GET", path);
+  if (first.status != 200) return refused(first);
+  if (!json) std::cout << stateLine(first.body) << std::endl;
+  // The events from the first on, until the API says no more will come (the job ended).
+  constexpr int kPage = 500;
+  std::string cursor = "0";
   for (;;) {
-    const auto reply = client.call("GET", path);
-    if (reply.status != 200) return refused(reply);
-    const auto line = progressLine(reply.body);
-    if (line != last && !json) std::cout << line << std::endl;
-    last = line;
-    if (finished(reply.body)) {
-      std::cout << (json ? reply.body.dump(2) + "\n" : describeJob(reply.body));
-      return reply.body["state"] == "succeeded" ? 0 : 1;
+    const auto page =
+        client.call("GET", path + "/events?limit=" + std::to_string(kPage) + "&after=" + cursor);
+    if (page.status != 200) return refused(page);
+    const auto& items = page.body["items"];
+    if (!json) {
+      for (const auto& event : items) std::cout << eventLine(event) << std::endl;
     }
-    // The interval of a progress display: what changes in between is shown at the next look.
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto& next = page.body["next_cursor"];
+    if (!next.is_string()) break;
+    cursor = next.get<std::string>();
+    // A full page: more are there already. Otherwise the interval of a live display: what
+    // happens in between is shown at the next look.
+    if (static_cast<int>(items.size()) < kPage) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   }
+  const auto reply = client.call("GET", path);
+  if (reply.status != 200) return refused(reply);
+  std::cout << (json ? reply.body.dump(2) + "\n" : describeJob(reply.body));
+  return reply.body["state"] == "succeeded" ? 0 : 1;
 }
 
 int refused(const ApiReply& reply) {

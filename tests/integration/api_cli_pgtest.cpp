@@ -42,15 +42,18 @@ class ApiCliTest : public PgTest {
     execute(target_, "UPDATE integrations SET config = '" + config.dump() + "'::jsonb WHERE id = " + integration_);
   }
 
-  /// Starts `serve` with `role` on a free port and returns the API URL it listens on.
-  std::string startServe(const std::string& role,
-                         const std::string& plugin_path = SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so",
-                         const std::string& log_level = "info") {
-    serve_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+  /// Starts `serve` with `role` (and `extra` arguments) on a free port and returns the API URL
+  /// it listens on.
+  std::string startServe(const std::string& role, const std::vector<std::string>& extra = {},
+                         const std::string& plugin_path = SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so:" SYNCPOD_TEST_PLUGIN_DIR
+                                                                                   "/libworkload.so") {
+    std::vector<std::string> args = {
         kBinary, "serve", "--role=" + role, "--database-url=" + target_.url, "--schema=" + target_.schema,
         "--http-host=127.0.0.1", "--http-port=0", "--plugin-path=" + plugin_path,
         "--terminating-grace=300ms", "--scale-interval=100ms", "--keda-polling-interval=100ms",
-        "--heartbeat-interval=200ms", "--rescue-lease=2s", "--log-level=" + log_level});
+        "--heartbeat-interval=200ms", "--rescue-lease=2s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    serve_ = std::make_unique<ChildProcess>(args);
     EXPECT_TRUE(serve_->waitForOutput("ready: role", 20s)) << serve_->output();
     std::smatch port;
     const auto output = serve_->output();
@@ -69,6 +72,20 @@ class ApiCliTest : public PgTest {
   SplitRunResult cli(std::vector<std::string> args, const std::string& url) {
     args.insert(args.begin(), kBinary);
     return runSplit(args, {{"SYNCPOD_API_URL", url}, {"SYNCPOD_API_TOKEN", token_}});
+  }
+
+  /// GET `path` from the API at `url` with the test's token; the parsed body.
+  Json get(const std::string& url, const std::string& path) {
+    const Poco::URI uri(url);
+    Poco::Net::HTTPClientSession session(uri.getHost(), uri.getPort());
+    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    request.set("Authorization", "Bearer " + token_);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::string body;
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+    EXPECT_EQ(response.getStatus(), Poco::Net::HTTPResponse::HTTP_OK) << path << ": " << body;
+    return Json::parse(body, nullptr, false);
   }
 
   std::string token_;
@@ -116,6 +133,70 @@ TEST_F(ApiCliTest, SyncWatchesTheJobToItsEnd) {
   EXPECT_NE(planned.output.find("plan only"), std::string::npos) << planned.output;
 }
 
+class JobEventsThroughAWorker : public ApiCliTest, public ::testing::WithParamInterface<const char*> {};
+
+// A real sync job run by a worker (in a job process or a thread): `jobs watch` shows its log
+// lines while it runs, then its progress and its end; the endpoint has the same events.
+TEST_P(JobEventsThroughAWorker, WatchAndTheEndpointShowLogLinesAndProgress) {
+  const auto url = startServe("all", {std::string("--isolation=") + GetParam(), "--job-event-log-lines=3"});
+  // The source logs five lines (three are kept) and a warning quoting its secret token, then
+  // works for a while: long enough to be watched running.
+  const Json config = {
+      {"source", {{"plugin", "workload"},
+                  {"config", {{"records", 4}, {"log_lines", 5}, {"fetch_ms", 3000}, {"token", "hunter2"}}}}},
+      {"target", {{"plugin", "workload"}, {"config", {{"records", 0}}}}},
+      {"streams", {{{"name", "items"}, {"key", {"id"}}, {"fields", {{"id", "id"}, {"value", "value"}}}}}}};
+  execute(target_, "UPDATE integrations SET config = '" + config.dump() + "'::jsonb WHERE id = " + integration_);
+  const auto queued = cli({"sync", integration_, "--no-wait"}, url);
+  ASSERT_EQ(queued.exit_code, 0) << queued.errors;
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(queued.output, id, std::regex("job ([0-9]+) queued"))) << queued.output;
+  const auto job = id[1].str();
+
+  ChildProcess watch({kBinary, "jobs", "watch", job}, {{"SYNCPOD_API_URL", url}, {"SYNCPOD_API_TOKEN", token_}});
+  ASSERT_TRUE(watch.waitForOutput("workload: line 3 of 5", 30s)) << watch.output() << serve_->output();
+  EXPECT_EQ(queryScalar(target_, "SELECT state FROM jobs WHERE id = " + job), "running")
+      << "the lines show while the job runs";
+  EXPECT_EQ(watch.wait(30s), 0) << watch.output() << serve_->output();
+  const auto output = watch.output();
+  EXPECT_NE(output.find("  state     attempt 1 of 5 started on worker "), std::string::npos) << output;
+  EXPECT_NE(output.find("  info      workload: line 1 of 5\n"), std::string::npos) << output;
+  EXPECT_EQ(output.find("line 4 of 5"), std::string::npos) << output;
+  EXPECT_NE(output.find("  warn      3 more log line(s) of this attempt were not stored"), std::string::npos) << output;
+  EXPECT_TRUE(std::regex_search(output, std::regex("  progress  fetched 4, diffed [0-9]+, applied 4, failed 0\n")))
+      << output;
+  EXPECT_NE(output.find("  state     attempt 1 ended: succeeded\n"), std::string::npos) << output;
+  EXPECT_NE(output.find("items → target: 4 created"), std::string::npos) << output;
+  EXPECT_LT(output.find("line 1 of 5"), output.find("ended: succeeded"));
+  EXPECT_EQ(output.find("hunter2"), std::string::npos) << output;
+
+  const auto page = get(url, "/api/v1/jobs/" + job + "/events");
+  ASSERT_TRUE(page["items"].is_array()) << page.dump();
+  EXPECT_TRUE(page["next_cursor"].is_null()) << "the job ended: " << page.dump();
+  std::vector<std::string> seen;
+  for (const auto& event : page["items"]) {
+    seen.push_back(event["kind"].get<std::string>() + " " + event["message"].get<std::string>());
+  }
+  ASSERT_GE(seen.size(), 7U) << page.dump();
+  EXPECT_EQ(seen[1], "log workload: line 1 of 5");
+  EXPECT_EQ(seen[3], "log workload: line 3 of 5");
+  EXPECT_EQ(seen.back(), "state attempt 1 ended: succeeded");
+  const auto& progress = page["items"][page["items"].size() - 3];
+  EXPECT_EQ(progress["kind"], "progress") << page.dump();
+  EXPECT_EQ(progress["data"]["fetched"], 4) << progress.dump();
+  EXPECT_EQ(progress["data"]["applied"], 4) << progress.dump();
+  EXPECT_EQ(page.dump().find("hunter2"), std::string::npos);
+  // Paged by the cursor, the same events.
+  const auto first = get(url, "/api/v1/jobs/" + job + "/events?limit=2");
+  ASSERT_EQ(first["items"].size(), 2U);
+  const auto rest = get(url, "/api/v1/jobs/" + job + "/events?after=" + first["next_cursor"].get<std::string>());
+  EXPECT_EQ(rest["items"].size(), page["items"].size() - 2);
+  EXPECT_EQ(rest["items"][0], page["items"][2]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isolations, JobEventsThroughAWorker, ::testing::Values("process", "thread"),
+                         [](const auto& param_info) { return std::string(param_info.param); });
+
 TEST_F(ApiCliTest, UnreachableServiceAndMissingTokenAreOneLine) {
   const auto down = cli({"jobs", "list"}, "http://127.0.0.1:1");
   EXPECT_EQ(down.exit_code, 78);
@@ -148,9 +229,8 @@ TEST_F(ApiCliTest, SecretsShowInNoResponseOutputOrLogLine) {
   const auto at = target_.url.find('@');
   ASSERT_NE(at, std::string::npos) << "the test database URL has no user part: " << target_.url;
   const auto secret_url = target_.url.substr(0, at) + ":" + password + target_.url.substr(at);
-  const auto url = startServe("all",
-                              SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so:" SYNCPOD_PLUGIN_DIR "/libsyncpod_postgres.so",
-                              "debug");
+  const auto url = startServe("all", {"--log-level=debug"},
+                              SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so:" SYNCPOD_PLUGIN_DIR "/libsyncpod_postgres.so");
   const std::map<std::string, std::string> auth = {{"Authorization", "Bearer " + token_},
                                                    {"Content-Type", "application/json"}};
   const Json create = {

@@ -103,6 +103,13 @@ class WorkerTest : public PgTest {
                            "ORDINALITY AS x(t, n) WHERE w.pid = " + std::to_string(pid));
   }
 
+  /// How each attempt of the job ended, by its events: "attempt 1 ended: retry attempt 2 …".
+  std::string ends(JobId job) {
+    return queryScalar(target_, "SELECT string_agg(substring(message FROM '^attempt [0-9]+ ended: [a-z]+'), ' ' "
+                                "ORDER BY id) FROM " + target_.schema + ".job_events WHERE kind = 'state' "
+                                "AND message LIKE '% ended: %' AND job_id = " + std::to_string(job));
+  }
+
   std::string workerState(pid_t pid) {
     return queryScalar(target_, "SELECT state FROM " + target_.schema +
                                     ".worker_lifecycle WHERE pid = " + std::to_string(pid));
@@ -180,9 +187,15 @@ TEST_P(CrashingPlugin, FailsOnlyItsOwnJobInProcessIsolation) {
   ASSERT_TRUE(reaches(sibling, "running")) << worker->output();
   const auto crashing = enqueue(integration({{"crash", crash}}));
 
-  ASSERT_TRUE(reaches(crashing, "failed")) << worker->output();
+  // Allocating up to the limit takes a while on a busy machine.
+  ASSERT_TRUE(reaches(crashing, "failed", 60s)) << worker->output();
   EXPECT_NE(jobColumn(crashing, "last_error").find(expected_error), std::string::npos)
       << jobColumn(crashing, "last_error") << worker->output();
+  // Its process wrote no end, but its events have it.
+  EXPECT_EQ(ends(crashing), "attempt 1 ended: retry");
+  EXPECT_EQ(queryScalar(target_, "SELECT count(*) FROM " + target_.schema + ".job_events WHERE job_id = " +
+                                     std::to_string(crashing) + " AND strpos(message, '" + expected_error + "') > 0"),
+            "1");
   ASSERT_TRUE(reaches(sibling, "succeeded")) << jobColumn(sibling, "last_error") << worker->output();
   // The worker goes on taking jobs.
   const auto next = enqueue(integration({{"fetch_ms", 0}}));
@@ -240,6 +253,7 @@ TEST_F(WorkerTest, JobOutlivingTheDrainDeadlineIsHandedBackAndFinishedByAnotherW
   auto second = startWorker();
   EXPECT_TRUE(reaches(job, "succeeded")) << jobColumn(job, "last_error") << second->output();
   EXPECT_EQ(jobColumn(job, "attempt"), "2");
+  EXPECT_EQ(ends(job), "attempt 1 ended: released attempt 2 ended: succeeded");
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(20s), 0) << second->output();
 }
@@ -260,6 +274,7 @@ TEST_F(WorkerTest, JobOfAKilledWorkerIsRescuedAndFinishedByAnother) {
   EXPECT_EQ(queryScalar(target_, "SELECT string_agg(outcome, ' ' ORDER BY attempt) FROM " +
                                      target_.schema + ".job_attempts WHERE job_id = " + std::to_string(job)),
             "rescued succeeded");
+  EXPECT_EQ(ends(job), "attempt 1 ended: rescued attempt 2 ended: succeeded");
   rescuer->signal(SIGTERM);
   singleton->signal(SIGTERM);
   EXPECT_EQ(rescuer->wait(20s), 0) << rescuer->output();

@@ -41,7 +41,7 @@ class RunJobCommand final : public Command {
            "job's result on file descriptor 3. SIGTERM asks the job to stop.\n";
   }
   std::vector<std::string> settingKeys() const override {
-    return {"plugin_path", "job_memory_limit"};
+    return {"plugin_path", "job_memory_limit", "job_event_log_lines"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>& args) override {
@@ -62,6 +62,8 @@ class RunJobCommand final : public Command {
     }
     core::DatabaseTarget target{settings.get("database_url"), settings.get("schema"), "job"};
     target.validate();
+    core::JobEventOptions events;
+    events.max_log_lines = static_cast<int>(settings.integer("job_event_log_lines", 0, 100000));
     const auto plugins = loadPlugins(settings);
 
     std::atomic<bool> cancelled{false};
@@ -73,7 +75,7 @@ class RunJobCommand final : public Command {
     });
     int code = 0;
     try {
-      code = worker::runIsolatedJob(target, plugins, job, [&] { return cancelled.load(); });
+      code = worker::runIsolatedJob(target, plugins, job, [&] { return cancelled.load(); }, events);
     } catch (...) {
       done = true;
       signals.join();

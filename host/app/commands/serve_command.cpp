@@ -31,7 +31,8 @@ const std::set<std::string> kRoles = {"service", "singleton", "worker", "all"};
 const std::vector<std::pair<std::string, std::string>> kChildSettings = {
     {"database_url", "SYNCPOD_DATABASE_URL"}, {"schema", "SYNCPOD_SCHEMA"},
     {"plugin_path", "SYNCPOD_PLUGIN_PATH"},    {"log_format", "SYNCPOD_LOG_FORMAT"},
-    {"log_level", "SYNCPOD_LOG_LEVEL"},       {"job_memory_limit", "SYNCPOD_JOB_MEMORY_LIMIT"}};
+    {"log_level", "SYNCPOD_LOG_LEVEL"},       {"job_memory_limit", "SYNCPOD_JOB_MEMORY_LIMIT"},
+    {"job_event_log_lines", "SYNCPOD_JOB_EVENT_LOG_LINES"}};
 
 /// Reads and checks the worker's settings; throws ConfigError naming the setting at fault.
 worker::WorkerOptions workerOptions(const core::Settings& settings) {
@@ -54,6 +55,8 @@ worker::WorkerOptions workerOptions(const core::Settings& settings) {
   options.stop_grace = settings.duration("stop_grace");
   options.lease = settings.duration("rescue_lease");
   (void)settings.byteSize("job_memory_limit");  // refused here rather than in every job
+  options.events.max_log_lines =
+      static_cast<int>(settings.integer("job_event_log_lines", 0, 100000));
 
   // The grace exists so that the singleton lowers desired_pod_count before KEDA's next poll
   // sees the worker gone; shorter, KEDA would start a replacement for a worker it still counts.
@@ -170,8 +173,9 @@ class ServeCommand final : public Command {
     return {"role",           "rescue_interval",    "rescue_lease",      "plugin_path",
             "worker_capacity", "isolation",         "active_period",     "heartbeat_interval",
             "poll_interval",   "terminating_grace", "drain_deadline",    "stop_grace",
-            "job_memory_limit", "scale_interval",   "keda_polling_interval", "http_host",
-            "http_port",        "http_threads",     "http_max_body",     "http_max_json_depth",
+            "job_memory_limit", "job_event_log_lines", "scale_interval", "keda_polling_interval",
+            "http_host",        "http_port",        "http_threads",      "http_max_body",
+            "http_max_json_depth",
             "http_read_timeout", "scaling_policy",  "minimum_active_workers", "leader_lease_ttl",
             "leader_renew_interval", "change_poll_interval", "cleanup_interval", "retention",
             "webhook_tolerance", "webhook_max_body"};

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "job_event_store.hpp"
 #include "pg.hpp"
 
 namespace syncpod::core {
@@ -174,8 +175,12 @@ Result<bool> IntegrationStore::remove(IntegrationId id) {
     const auto lane = tx.exec_params(
         "SELECT running_job_id FROM job_lanes WHERE integration_id = $1 FOR UPDATE", id);
     if (!lane.empty() && !lane[0][0].is_null()) return std::nullopt;
-    // Queued jobs go with it; their job_queue rows have no foreign key to cascade.
+    // Its jobs go with it. Their job_queue, job_attempts and job_events rows have no foreign
+    // key to cascade.
     tx.exec_params("DELETE FROM job_queue WHERE integration_id = $1", id);
+    const std::string jobs = "SELECT id FROM jobs WHERE integration_id = $1";
+    tx.exec_params("DELETE FROM job_attempts WHERE job_id IN (" + jobs + ")", id);
+    tx.exec_params(job_events::deleteForJobsSql(jobs), id);
     return tx.exec_params("DELETE FROM integrations WHERE id = $1", id).affected_rows() > 0;
   });
   if (!removed) return removed.error();

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "job_event_store.hpp"
 #include "pg.hpp"
 
 namespace syncpod::core {
@@ -221,6 +222,8 @@ WITH input AS (
 ), history AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
+), ended AS ()SQL" +
+    job_events::recordEndsSql("SELECT id, attempt, outcome, state, error FROM done") + R"SQL(
 )SQL" + requeueAndNotify("$6");
 
 // $1: worker id. Unknown worker, or one cleanup marked TERMINATED (gone) → no row. Its running jobs are found through the lanes, the
@@ -299,6 +302,8 @@ WITH lost AS (
 ), history AS (
   INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
   SELECT id, attempt, old_worker, claimed_at, 'rescued', reason FROM done
+), ended AS ()SQL" +
+    job_events::recordEndsSql("SELECT id, attempt, 'rescued', state, reason FROM done") + R"SQL(
 )SQL" + requeueAndNotify("$2");
 
 const std::string kRegisterWorker = R"SQL(
@@ -419,6 +424,8 @@ WITH old AS (
   FOR UPDATE SKIP LOCKED
 ), attempts AS (
   DELETE FROM job_attempts a USING old o WHERE a.job_id = o.id
+), events AS (
+  )SQL" + job_events::deleteForJobsSql("SELECT id FROM old") + R"SQL(
 )
 DELETE FROM jobs j USING old o WHERE j.id = o.id RETURNING j.id
 )SQL";
@@ -777,6 +784,7 @@ class JobQueue::Impl {
     connection_->prepare("list", kList);
     connection_->prepare("attempts", kAttempts);
     connection_->prepare("progress", kProgress);
+    connection_->prepare("events", job_events::readSql());
 
     connection_->prepare("check_fence", kCheckFence);
   }
@@ -955,6 +963,15 @@ Result<std::optional<JobProgress>> JobQueue::progress(JobId id) {
   return std::optional<JobProgress>{JobProgress{row[0].as<long long>(), row[1].as<long long>(),
                                                 row[2].as<long long>(), row[3].as<long long>(),
                                                 pg::fromEpochMicros(row[4].as<long long>())}};
+}
+
+Result<std::vector<JobEvent>> JobQueue::events(JobId id, JobEventId after, int limit) {
+  auto rows = impl_->run("events", id, after, limit);
+  if (!rows) return rows.error();
+  std::vector<JobEvent> events;
+  events.reserve(rows->size());
+  for (const auto& row : *rows) events.push_back(job_events::fromRow(row));
+  return events;
 }
 
 Result<WorkerId> JobQueue::registerWorker(const WorkerInfo& info) {

@@ -108,6 +108,10 @@ const std::vector<SettingSpec>& settingSpecs() {
        "worker, process isolation: address-space limit of each job's process, e.g. 2GiB "
        "(default: none)",
        false},
+      {"job_event_log_lines", "SYNCPOD_JOB_EVENT_LOG_LINES", "1000",
+       "worker: log lines stored per job attempt as job events (0-100000); later ones are "
+       "only counted",
+       false},
       {"scale_interval", "SYNCPOD_SCALE_INTERVAL", "5s",
        "singleton: how often desired_pod_count is computed", false},
       {"keda_polling_interval", "SYNCPOD_KEDA_POLLING_INTERVAL", "15s",

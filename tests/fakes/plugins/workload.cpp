@@ -1,10 +1,12 @@
 // A connector whose fetch is a configurable amount of work, for the worker tests: it takes a
 // given time (checking for cancellation as a well-behaved plugin does, unless told not to),
 // or crashes the process in a chosen way. Its one stream, "items" (key "id"), holds `records`
-// generated records; apply accepts every change.
+// generated records; apply accepts every change. Before its work a fetch logs `log_lines`
+// lines at info ("workload: line <n> of <log_lines>"), a debug line, and, given a token (a
+// secret), a warning that quotes it, so tests can see the host redact it.
 //
 // Config: {"records": 3, "fetch_ms": 0, "crash": "" | "segv" | "abort" | "oom",
-//          "ignore_cancel": false}
+//          "ignore_cancel": false, "log_lines": 0, "token": ""}
 
 #include <algorithm>
 #include <chrono>
@@ -35,7 +37,9 @@ class WorkloadConnector final : public syncpod::Connector {
          {{"records", {{"type", "integer"}, {"minimum", 0}}},
           {"fetch_ms", {{"type", "integer"}, {"minimum", 0}}},
           {"crash", {{"type", "string"}, {"enum", {"", "segv", "abort", "oom"}}}},
-          {"ignore_cancel", {{"type", "boolean"}}}}},
+          {"ignore_cancel", {{"type", "boolean"}}},
+          {"log_lines", {{"type", "integer"}, {"minimum", 0}}},
+          {"token", {{"type", "string"}, {"writeOnly", true}}}}},
         {"additionalProperties", false}};
     return manifest;
   }
@@ -44,13 +48,20 @@ class WorkloadConnector final : public syncpod::Connector {
       : records_(config.value("records", 3)),
         fetch_ms_(config.value("fetch_ms", 0)),
         crash_(config.value("crash", "")),
-        ignore_cancel_(config.value("ignore_cancel", false)) {}
+        ignore_cancel_(config.value("ignore_cancel", false)),
+        log_lines_(config.value("log_lines", 0)),
+        token_(config.value("token", "")) {}
 
   void check(syncpod::Context&) override {}
 
   void fetch(const syncpod::FetchRequest& request, syncpod::RecordSink& sink,
              syncpod::Context& context) override {
     crash();
+    for (int i = 1; i <= log_lines_; ++i) {
+      context.info("workload: line " + std::to_string(i) + " of " + std::to_string(log_lines_));
+    }
+    if (log_lines_ > 0) context.debug("workload: a debug line");
+    if (!token_.empty()) context.warn("workload: using token " + token_);
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::milliseconds(fetch_ms_);
     while (std::chrono::steady_clock::now() < end) {
@@ -100,6 +111,8 @@ class WorkloadConnector final : public syncpod::Connector {
   int fetch_ms_;
   std::string crash_;
   bool ignore_cancel_;
+  int log_lines_;
+  std::string token_;
 };
 
 }  // namespace

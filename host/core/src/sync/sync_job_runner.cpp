@@ -1,9 +1,12 @@
 #include "syncpod/core/sync/sync_job_runner.hpp"
 
-#include <chrono>
+#include <unistd.h>
+
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
+#include "job_event_store.hpp"
 #include "pg.hpp"
 #include "syncpod/core/logging.hpp"
 #include "syncpod/core/plugins.hpp"
@@ -45,22 +48,16 @@ WHERE integration_id = $1 AND stream = $2 AND side = $3
   AND record_key IN (SELECT jsonb_array_elements_text($4::jsonb))
 )SQL";
 
-const char* const kSaveProgress = R"SQL(
-INSERT INTO job_progress (job_id, fetched, diffed, applied, failed) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (job_id) DO UPDATE SET
-  fetched = excluded.fetched, diffed = excluded.diffed, applied = excluded.applied,
-  failed = excluded.failed, updated_at = now()
-)SQL";
-
 std::string keysJson(const std::vector<std::string>& keys) {
   return Json(keys).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-/// The sync state of one integration, in PostgreSQL.
+/// The sync state of one integration, in PostgreSQL, on a connection shared with the job's
+/// event writer (hence the mutex).
 class PgSyncState : public SyncState {
  public:
-  PgSyncState(pqxx::connection& connection, IntegrationId integration)
-      : connection_(connection), integration_(integration) {}
+  PgSyncState(pqxx::connection& connection, std::mutex& mutex, IntegrationId integration)
+      : connection_(connection), mutex_(mutex), integration_(integration) {}
 
   Result<std::optional<std::string>> cursor(const std::string& stream, Side side) override {
     auto rows = run(kCursor, integration_, stream, std::string(toString(side)));
@@ -94,6 +91,7 @@ class PgSyncState : public SyncState {
   template <class... Args>
   Result<pqxx::result> run(const char* sql, Args&&... args) {
     try {
+      std::lock_guard lock(mutex_);
       pqxx::nontransaction tx(connection_);
       return tx.exec_params(sql, std::forward<Args>(args)...);
     } catch (const std::exception& error) {
@@ -107,36 +105,8 @@ class PgSyncState : public SyncState {
   }
 
   pqxx::connection& connection_;
+  std::mutex& mutex_;
   IntegrationId integration_;
-};
-
-/// Writes a job's progress at most every `interval`, and once more at the end. A failed write
-/// is logged and skipped: progress is for watching a job, not part of its outcome.
-class ProgressWriter {
- public:
-  ProgressWriter(pqxx::connection& connection, JobId job) : connection_(connection), job_(job) {}
-
-  void update(const SyncProgress& progress, bool force = false) {
-    latest_ = progress;
-    const auto now = std::chrono::steady_clock::now();
-    if (!force && now - written_at_ < kInterval) return;
-    written_at_ = now;
-    try {
-      pqxx::nontransaction tx(connection_);
-      tx.exec_params(kSaveProgress, job_, latest_.fetched, latest_.diffed, latest_.applied, latest_.failed);
-    } catch (const std::exception& error) {
-      spdlog::warn("could not store the job's progress: {}", pg::oneLine(error.what()));
-    }
-  }
-
-  void finish() { update(latest_, true); }
-
- private:
-  static constexpr std::chrono::milliseconds kInterval{500};
-  pqxx::connection& connection_;
-  JobId job_;
-  SyncProgress latest_;
-  std::chrono::steady_clock::time_point written_at_{};
 };
 
 Completion ended(const Job& job, Completion::Outcome outcome, std::string error, std::string result = {}) {
@@ -180,19 +150,43 @@ void merge(SyncReport& report, SyncReport&& more) {
 struct SyncJobRunner::State {
   DatabaseTarget target;
   const PluginRegistry& plugins;
+  JobEventOptions events;
 };
 
-SyncJobRunner::SyncJobRunner(DatabaseTarget target, const PluginRegistry& plugins)
-    : state_(std::make_unique<State>(State{std::move(target), plugins})) {}
+SyncJobRunner::SyncJobRunner(DatabaseTarget target, const PluginRegistry& plugins,
+                             JobEventOptions events)
+    : state_(std::make_unique<State>(State{std::move(target), plugins, events})) {}
 
 SyncJobRunner::~SyncJobRunner() = default;
 
 Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cancelled) {
   const auto scope = jobLogScope(job.id, job.integration_id);
   std::unique_ptr<pqxx::connection> connection;
-  Json config;
   try {
     connection = pg::connect(state_->target);
+  } catch (const std::exception& error) {
+    return ended(job, Completion::Outcome::Retry,
+                 "cannot read the integration: " + pg::oneLine(error.what()));
+  }
+  // The job's statements and its event writer share the connection; the writer is destroyed
+  // (its last events written) before the connection, and before the caller reports the end.
+  std::mutex connection_mutex;
+  job_events::Writer events(*connection, connection_mutex, job, state_->events);
+  const Json started = {{"worker_id", job.worker_id ? Json(*job.worker_id) : Json(nullptr)},
+                        {"pid", ::getpid()}};
+  events.record("state", "info",
+                "attempt " + std::to_string(job.attempt) + " of " +
+                    std::to_string(job.max_attempts) + " started" +
+                    (job.worker_id ? " on worker " + *job.worker_id : std::string()),
+                started.dump());
+  const auto log = [&events](syncpod_log_level level, std::string_view message) {
+    logPluginLine(level, message);
+    events.log(level, message);
+  };
+
+  Json config;
+  try {
+    std::lock_guard lock(connection_mutex);
     pqxx::nontransaction tx(*connection);
     const auto rows = tx.exec_params(kLoadIntegration, job.integration_id);
     if (rows.empty()) {
@@ -215,7 +209,7 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
   }
 
   CallHooks hooks;
-  hooks.log = logPluginLine;
+  hooks.log = log;
   hooks.cancelled = cancelled;
   EndpointPtr endpoints[2];
   for (const Side side : {Side::Source, Side::Target}) {
@@ -247,26 +241,25 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
     return ended(job, Completion::Outcome::Failed, "the partial job names no keys and is not incremental");
   }
 
-  PgSyncState sync_state(*connection, job.integration_id);
-  ProgressWriter progress(*connection, job.id);
+  PgSyncState sync_state(*connection, connection_mutex, job.integration_id);
   SyncHooks sync_hooks;
   sync_hooks.cancelled = cancelled;
-  sync_hooks.log = logPluginLine;
-  sync_hooks.progress = [&](const SyncProgress& totals) { progress.update(totals); };
+  sync_hooks.log = log;
+  sync_hooks.progress = [&events](const SyncProgress& totals) { events.progress(totals); };
   SyncEngine engine(*spec, *endpoints[0], *endpoints[1], sync_state, sync_hooks);
+  // The totals start from zero: an attempt after a retry does not show the last one's.
+  events.progress(SyncProgress{});
 
   SyncReport report;
   for (auto& request : requests) {
     if (plan) request.mode = ApplyMode::Plan;
     auto result = engine.run(request);
     if (!result) {
-      progress.finish();
       spdlog::warn("sync failed: {}", result.error().message);
       return ended(job, outcomeOf(result.error()), result.error().message, report.toJson().dump());
     }
     merge(report, std::move(*result));
   }
-  progress.finish();
   Json result = report.toJson();
   result["mode"] = plan ? "plan" : "commit";
   if (report.worthRetrying()) {

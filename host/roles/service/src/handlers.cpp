@@ -1,5 +1,6 @@
 #include "handlers.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -61,6 +62,37 @@ core::Job findJob(Backend& backend, const ApiRequest& request) {
   if (!job) throw databaseError(job.error());
   if (!*job) throw ApiError{404, "not_found", "no job " + std::to_string(id)};
   return std::move(**job);
+}
+
+/// The "after" query parameter of the events list: an event id, 0 (the default) for the start.
+core::JobEventId afterParameter(const ApiRequest& request) {
+  const auto found = request.query.find("after");
+  if (found == request.query.end()) return 0;
+  const auto& text = found->second;
+  core::JobEventId value = 0;
+  const auto [last, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || last != text.data() + text.size() || value < 0) {
+    throw ApiError{400, "invalid_parameter",
+                   "after must be an event id or a next_cursor (an integer from 0), not '" +
+                       text.substr(0, 40) + "'",
+                   {{"parameter", "after"}}};
+  }
+  return value;
+}
+
+bool finished(core::JobState state) {
+  return state == core::JobState::Succeeded || state == core::JobState::Failed ||
+         state == core::JobState::Cancelled;
+}
+
+Json eventJson(const core::JobEvent& event) {
+  return {{"id", event.id},
+          {"at", isoTime(event.at)},
+          {"attempt", event.attempt},
+          {"kind", event.kind},
+          {"level", event.level},
+          {"message", event.message},
+          {"data", storedJson(event.data_json)}};
 }
 
 }  // namespace
@@ -145,6 +177,29 @@ void addRoutes(Router& router, const RouteContext& context) {
                                                     {"updated_at", isoTime((*progress)->updated_at)}}
                                              : Json(nullptr);
                return ApiResponse{200, std::move(shown), {}};
+             });
+
+  // The job's events, oldest first. next_cursor is where to go on from, also when the page
+  // is the last one so far: a running job has more to come. It is null only once the job has
+  // ended and the page reached its last event. The job's state is read before its events, so
+  // a job that ends in between is seen running and its last events are asked for again.
+  router.add("GET", "/api/v1/jobs/{id}/events", core::TokenScope::Read,
+             [](ApiRequest& request, Backend& backend) {
+               rejectUnknownParameters(request, {"after", "limit"});
+               const int limit = pageLimit(request, 50, 500);
+               const auto after = afterParameter(request);
+               const auto job = findJob(backend, request);
+               auto events = backend.queue().events(job.id, after, limit + 1);
+               if (!events) throw databaseError(events.error());
+               const bool more = static_cast<int>(events->size()) > limit;
+               if (more) events->pop_back();
+               Json items = Json::array();
+               for (const auto& event : *events) items.push_back(eventJson(event));
+               Json next = nullptr;
+               if (more || !finished(job.state)) {
+                 next = std::to_string(events->empty() ? after : events->back().id);
+               }
+               return ApiResponse{200, {{"items", std::move(items)}, {"next_cursor", next}}, {}};
              });
 
   router.add("POST", "/api/v1/jobs/{id}/cancel", core::TokenScope::Write,

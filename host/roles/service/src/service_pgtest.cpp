@@ -197,6 +197,73 @@ TEST_F(ServiceTest, GetsAndCancelsJobs) {
   expectError(bad, 400, "invalid_id");
 }
 
+TEST_F(ServiceTest, ListsAJobsEventsOldestFirstInPages) {
+  const auto id = enqueue();
+  const auto path = "/api/v1/jobs/" + std::to_string(id) + "/events";
+  const auto none = call("GET", path, core::TokenScope::Read);
+  ASSERT_EQ(none.status, 200) << none.text;
+  EXPECT_EQ(none.body["items"], Json::array());
+  EXPECT_EQ(none.body["next_cursor"], "0") << "a queued job has events to come";
+
+  core::JobQueue queue(target_);
+  const auto worker = queue.registerWorker({1, "test", "localhost", 1});
+  ASSERT_TRUE(worker);
+  auto claimed = queue.claim(*worker, 1);
+  ASSERT_TRUE(claimed && claimed->size() == 1);
+  execute(target_, "INSERT INTO job_events (job_id, attempt, kind, level, message, data) VALUES "
+                   "(" + std::to_string(id) + ", 1, 'state', 'info', 'attempt 1 started', '{\"worker_id\": \"w\"}'), "
+                   "(" + std::to_string(id) + ", 1, 'log', 'info', 'fetching', NULL), "
+                   "(" + std::to_string(id) + ", 1, 'progress', 'info', 'fetched 3', '{\"fetched\": 3}')");
+
+  const auto all = call("GET", path, core::TokenScope::Read);
+  ASSERT_EQ(all.status, 200) << all.text;
+  ASSERT_EQ(all.body["items"].size(), 3U) << all.text;
+  const auto& first = all.body["items"][0];
+  EXPECT_TRUE(first["id"].is_number_integer());
+  EXPECT_TRUE(first["at"].get<std::string>().ends_with("Z")) << all.text;
+  EXPECT_EQ(first["attempt"], 1);
+  EXPECT_EQ(first["kind"], "state");
+  EXPECT_EQ(first["level"], "info");
+  EXPECT_EQ(first["message"], "attempt 1 started");
+  EXPECT_EQ(first["data"]["worker_id"], "w");
+  EXPECT_TRUE(all.body["items"][1]["data"].is_null());
+  EXPECT_EQ(all.body["items"][2]["data"]["fetched"], 3);
+  const auto last_id = std::to_string(all.body["items"][2]["id"].get<long long>());
+  EXPECT_EQ(all.body["next_cursor"], last_id) << "the job runs: more may come";
+
+  // Pages of two, then nothing new yet: the cursor stays where it was.
+  const auto page1 = call("GET", path + "?limit=2", core::TokenScope::Read);
+  ASSERT_EQ(page1.body["items"].size(), 2U);
+  EXPECT_EQ(page1.body["items"][0]["id"], first["id"]);
+  const auto page2 = call("GET", path + "?limit=2&after=" + page1.body["next_cursor"].get<std::string>(),
+                          core::TokenScope::Read);
+  ASSERT_EQ(page2.body["items"].size(), 1U) << page2.text;
+  EXPECT_EQ(page2.body["items"][0]["kind"], "progress");
+  const auto caught_up = call("GET", path + "?after=" + last_id, core::TokenScope::Read);
+  EXPECT_EQ(caught_up.body["items"], Json::array());
+  EXPECT_EQ(caught_up.body["next_cursor"], last_id);
+
+  // Once the job ended, its end is the last event and the cursor runs out.
+  ASSERT_TRUE(queue.complete(*worker, core::Completion{id, 1}));
+  const auto end = call("GET", path + "?after=" + last_id, core::TokenScope::Read);
+  ASSERT_EQ(end.body["items"].size(), 1U) << end.text;
+  EXPECT_EQ(end.body["items"][0]["message"], "attempt 1 ended: succeeded");
+  EXPECT_TRUE(end.body["next_cursor"].is_null()) << end.text;
+  const auto partial = call("GET", path + "?limit=3", core::TokenScope::Read);
+  EXPECT_EQ(partial.body["next_cursor"], last_id) << "a full page of an ended job still has a next one";
+
+  expectError(call("GET", "/api/v1/jobs/999999/events", core::TokenScope::Read), 404, "not_found");
+  expectError(call("GET", "/api/v1/jobs/x/events", core::TokenScope::Read), 400, "invalid_id");
+  for (const char* bad : {"x", "-1", "1.5", "", "99999999999999999999"}) {
+    const auto refused = call("GET", path + "?after=" + bad, core::TokenScope::Read);
+    expectError(refused, 400, "invalid_parameter");
+    EXPECT_EQ(refused.body["error"]["details"]["parameter"], "after") << bad;
+  }
+  expectError(call("GET", path + "?limit=501", core::TokenScope::Read), 400, "invalid_parameter");
+  expectError(call("GET", path + "?cursor=3", core::TokenScope::Read), 400, "unknown_parameter");
+  expectError(call("GET", path, std::nullopt), 401, "unauthenticated");
+}
+
 TEST_F(ServiceTest, UnknownPathsMethodsAndOversizedBodies) {
   expectError(call("GET", "/api/v1/nothing", core::TokenScope::Read), 404, "not_found");
   const auto method = call("DELETE", "/healthz", std::nullopt);

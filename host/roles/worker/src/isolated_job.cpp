@@ -39,7 +39,8 @@ bool writeAll(int fd, const std::string& text) {
 }  // namespace
 
 int runIsolatedJob(const core::DatabaseTarget& target, const core::PluginRegistry& plugins,
-                   const IsolatedJob& isolated, const std::function<bool()>& cancelled) {
+                   const IsolatedJob& isolated, const std::function<bool()>& cancelled,
+                   const core::JobEventOptions& events) {
   if (::fcntl(kResultFd, F_GETFD) < 0) {
     spdlog::error("run-job is started by a worker with --isolation=process, which reads the "
                   "result on file descriptor {}; it is not open",
@@ -71,7 +72,7 @@ int runIsolatedJob(const core::DatabaseTarget& target, const core::PluginRegistr
     job = std::move(**found);
   }
 
-  core::SyncJobRunner runner(target, plugins);
+  core::SyncJobRunner runner(target, plugins, events);
   const auto completion = runner.run(job, cancelled);
   if (!writeAll(kResultFd, toWire(completion))) {
     spdlog::error("job {}: cannot hand the result to the worker: {}", job.id, std::strerror(errno));

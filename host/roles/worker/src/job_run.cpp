@@ -97,17 +97,21 @@ namespace {
 class ThreadJobRun final : public JobRun {
  public:
   ThreadJobRun(core::Job job, std::function<void()> on_finished, core::DatabaseTarget target,
-               const core::PluginRegistry& plugins)
-      : JobRun(std::move(job), std::move(on_finished)), target_(std::move(target)), plugins_(plugins) {}
+               const core::PluginRegistry& plugins, const core::JobEventOptions& events)
+      : JobRun(std::move(job), std::move(on_finished)),
+        target_(std::move(target)),
+        plugins_(plugins),
+        events_(events) {}
 
  private:
   Completion execute() override {
-    core::SyncJobRunner runner(target_, plugins_);
+    core::SyncJobRunner runner(target_, plugins_, events_);
     return runner.run(job(), [this] { return stopRequested(); });
   }
 
   core::DatabaseTarget target_;
   const core::PluginRegistry& plugins_;
+  core::JobEventOptions events_;
 };
 
 // --- process isolation ---------------------------------------------------------------------
@@ -278,8 +282,10 @@ class ProcessJobRun final : public JobRun {
 }  // namespace
 
 JobRunPtr startThreadJobRun(core::Job job, std::function<void()> on_finished,
-                            const core::DatabaseTarget& target, const core::PluginRegistry& plugins) {
-  auto run = std::make_unique<ThreadJobRun>(std::move(job), std::move(on_finished), target, plugins);
+                            const core::DatabaseTarget& target, const core::PluginRegistry& plugins,
+                            const core::JobEventOptions& events) {
+  auto run = std::make_unique<ThreadJobRun>(std::move(job), std::move(on_finished), target,
+                                            plugins, events);
   run->start();
   return run;
 }

@@ -13,6 +13,7 @@
 
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/job.hpp"
+#include "syncpod/core/job_events.hpp"
 
 namespace syncpod::core {
 class PluginRegistry;
@@ -79,7 +80,8 @@ using JobRunPtr = std::unique_ptr<JobRun>;
 
 /// Runs the job in this process with the sync job runner.
 JobRunPtr startThreadJobRun(core::Job job, std::function<void()> on_finished,
-                            const core::DatabaseTarget& target, const core::PluginRegistry& plugins);
+                            const core::DatabaseTarget& target, const core::PluginRegistry& plugins,
+                            const core::JobEventOptions& events);
 
 /// How a child process runs a job: `<executable> run-job <job id> <attempt> <worker id>
 /// <worker pid>` with `environment` added to the worker's own.

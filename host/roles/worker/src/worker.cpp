@@ -327,7 +327,7 @@ class Worker::Impl {
       ChildCommand command{options_.executable, options_.child_environment, id_, options_.stop_grace};
       runs_.push_back(startProcessJobRun(std::move(job), wake, command));
     } else {
-      runs_.push_back(startThreadJobRun(std::move(job), wake, target_, *plugins_));
+      runs_.push_back(startThreadJobRun(std::move(job), wake, target_, *plugins_, options_.events));
     }
   }
 

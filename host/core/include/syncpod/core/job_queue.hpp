@@ -9,6 +9,7 @@
 
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/job.hpp"
+#include "syncpod/core/job_events.hpp"
 #include "syncpod/core/leader_lease.hpp"
 #include "syncpod/core/result.hpp"
 #include "syncpod/core/scaling.hpp"
@@ -60,7 +61,7 @@ struct CleanupOptions {
 
 struct CleanupResult {
   int workers_gone = 0;      ///< marked TERMINATED for want of a heartbeat
-  int jobs_deleted = 0;      ///< finished jobs (with their attempts and progress)
+  int jobs_deleted = 0;      ///< finished jobs (with their attempts, progress and events)
   int workers_deleted = 0;   ///< TERMINATED worker rows
   int cron_fires_deleted = 0;
   int webhook_events_deleted = 0;
@@ -121,6 +122,8 @@ class JobQueue {
   Result<std::vector<JobAttempt>> attempts(JobId id);
   /// What the job's sync last published; nullopt before it published anything.
   Result<std::optional<JobProgress>> progress(JobId id);
+  /// The job's events with ids above `after`, oldest first, at most `limit` of them.
+  Result<std::vector<JobEvent>> events(JobId id, JobEventId after, int limit);
 
   // --- workers ---------------------------------------------------------------------------
 
@@ -140,8 +143,9 @@ class JobQueue {
   /// whose cancellation was requested.
   Result<HeartbeatResult> heartbeat(const WorkerId& worker);
 
-  /// Ends attempts, fenced by worker, attempt and state='running', in one statement.
-  /// Results are in input order; a stale completion is reported, not applied.
+  /// Ends attempts, fenced by worker, attempt and state='running', in one statement that also
+  /// records each end in the attempt history and as a job event. Results are in input order;
+  /// a stale completion is reported, not applied.
   Result<std::vector<CompletionResult>> complete(const WorkerId& worker,
                                                  const std::vector<Completion>& completions);
   Result<CompletionResult> complete(const WorkerId& worker, const Completion& completion);
@@ -157,7 +161,7 @@ class JobQueue {
 
   /// Running jobs whose worker is missing or silent for longer than the lease, or that are
   /// past their deadline, go back to queued (attempt counts, with backoff) or fail once
-  /// they have used max_attempts.
+  /// they have used max_attempts. Each rescued attempt is recorded like a completion.
   Result<RescueResult> rescue();
 
   // --- the leading singleton: every write is fenced by its lease term --------------------
@@ -196,10 +200,10 @@ class JobQueue {
   /// `limit` events in all (oldest first): what the service could not turn into a job.
   Result<std::vector<WebhookJob>> enqueueWebhookEvents(const LeaseToken& fence, int limit);
 
-  /// Marks workers with stale heartbeats TERMINATED, then deletes finished jobs, TERMINATED
-  /// workers, cron fires (an integration's latest fire stays) and webhook events that became
-  /// jobs older than the retention, in batches of their own short transactions. Pending
-  /// webhook events are kept whatever their age.
+  /// Marks workers with stale heartbeats TERMINATED, then deletes finished jobs (with their
+  /// attempts, progress and events), TERMINATED workers, cron fires (an integration's latest
+  /// fire stays) and webhook events that became jobs older than the retention, in batches of
+  /// their own short transactions. Pending webhook events are kept whatever their age.
   Result<CleanupResult> cleanup(const LeaseToken& fence, const CleanupOptions& options);
 
   /// The NOTIFY channel workers LISTEN on for this installation.

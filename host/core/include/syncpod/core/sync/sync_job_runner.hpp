@@ -5,6 +5,7 @@
 
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/job.hpp"
+#include "syncpod/core/job_events.hpp"
 
 namespace syncpod::core {
 
@@ -15,12 +16,18 @@ class PluginRegistry;
 /// sync state (cursors, records it created) and the job's progress in PostgreSQL, and says how
 /// the job ended. Workers run one runner per slot.
 ///
+/// Each run records the attempt's events (job_events): its start, the progress totals, and
+/// the log lines of the plugins and the engine at info and above, secrets replaced by "***".
+/// They are written in the background in batches (JobEventOptions), the last of them before
+/// run() returns; failing to write them never fails the job. The attempt's end is recorded
+/// by the queue when the caller reports the Completion.
+///
 /// The job's payload decides what runs: a full job syncs everything; a partial job syncs its
 /// "keys", then, if "incremental", what the source changed since its cursor; "plan": true
 /// (either kind) plans without writing.
 class SyncJobRunner {
  public:
-  SyncJobRunner(DatabaseTarget target, const PluginRegistry& plugins);
+  SyncJobRunner(DatabaseTarget target, const PluginRegistry& plugins, JobEventOptions events = {});
   ~SyncJobRunner();
   SyncJobRunner(const SyncJobRunner&) = delete;
   SyncJobRunner& operator=(const SyncJobRunner&) = delete;

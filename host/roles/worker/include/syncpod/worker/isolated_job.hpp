@@ -5,6 +5,7 @@
 
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/job.hpp"
+#include "syncpod/core/job_events.hpp"
 
 namespace syncpod::core {
 class PluginRegistry;
@@ -23,8 +24,10 @@ struct IsolatedJob {
 /// The child's side of process isolation (`syncpod run-job`): checks that the job is still
 /// running under the worker and attempt, runs it with the sync job runner, and writes its
 /// Completion to file descriptor 3, where the worker reads it. `cancelled` turns true when the
-/// worker asks the job to stop (SIGTERM). Returns the exit code: 0 when a result was written.
+/// worker asks the job to stop (SIGTERM); `events` says how it records its events. Returns the
+/// exit code: 0 when a result was written.
 int runIsolatedJob(const core::DatabaseTarget& target, const core::PluginRegistry& plugins,
-                   const IsolatedJob& job, const std::function<bool()>& cancelled);
+                   const IsolatedJob& job, const std::function<bool()>& cancelled,
+                   const core::JobEventOptions& events);
 
 }  // namespace syncpod::worker

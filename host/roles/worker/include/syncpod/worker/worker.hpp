@@ -6,6 +6,7 @@
 #include <string>
 
 #include "syncpod/core/database.hpp"
+#include "syncpod/core/job_events.hpp"
 
 namespace syncpod::core {
 class PluginRegistry;
@@ -44,6 +45,9 @@ struct WorkerOptions {
   /// Jobs run at once.
   int capacity = 1;
   Isolation isolation = Isolation::Process;
+  /// How jobs record their events. Thread isolation only: a job's process reads its own from
+  /// the settings in child_environment.
+  core::JobEventOptions events;
 
   // Process isolation only.
   /// The syncpod executable that runs `syncpod run-job` in each child.
