@@ -165,6 +165,8 @@ void addRoutes(Router& router, const RouteContext& context) {
              });
 
   addIntegrationRoutes(router, context);
+  addStatusRoutes(router, context);
+  addMetricsRoute(router, context);
 }
 
 }  // namespace syncpod::service
