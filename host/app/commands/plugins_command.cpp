@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <iostream>
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -196,11 +197,9 @@ class PluginsCommand final : public Command {
       Json document = {
           {"plugin_path", paths}, {"plugins", Json::array()}, {"errors", Json::array()}};
       for (const auto& plugin : plugins) {
-        document["plugins"].push_back({{"id", plugin->manifest().id},
-                                       {"version", plugin->manifest().version},
-                                       {"abi", abiOf(*plugin)},
-                                       {"path", plugin->path()},
-                                       {"description", plugin->manifest().description}});
+        auto shown = core::pluginJson(*plugin);
+        shown["path"] = plugin->path();
+        document["plugins"].push_back(std::move(shown));
       }
       for (const auto& error : registry.errors()) {
         document["errors"].push_back({{"path", error.path}, {"message", error.message}});

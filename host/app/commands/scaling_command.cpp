@@ -9,6 +9,7 @@
 #include "syncpod/core/errors.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/leader_lease.hpp"
+#include "syncpod/core/scaling.hpp"
 
 namespace syncpod::app {
 namespace {
@@ -41,36 +42,17 @@ class ScalingCommand final : public Command {
     core::JobQueue queue(target);
     auto record = queue.readScaling();
     if (!record) throw core::StartupError("cannot read desired_pod_count: " + record.error().message);
-    core::LeaderLease lease(target, "singleton", "", std::chrono::seconds(1));
+    core::LeaderLease lease(target, core::kSingletonLease, "", std::chrono::seconds(1));
     auto state = lease.read();
     if (!state) throw core::StartupError("cannot read the leader lease: " + state.error().message);
 
-    const auto& in = record->inputs;
-    const bool queue_aware = record->policy_name == "queue-aware";
-    const int demand = in.ongoing_jobs - in.runs_in_retired_workers + (queue_aware ? in.queued_jobs : 0);
-    const int capacity = std::max(record->settings.worker_capacity, 1);
-    const auto age = std::chrono::duration_cast<std::chrono::seconds>(core::Clock::now() - record->computed_at);
     if (json_) {
-      nlohmann::json out = {
-          {"count", record->count},
-          {"policy", record->policy_name},
-          {"computed_at", core::isoTime(record->computed_at)},
-          {"computed_by", record->leader},
-          {"term", record->term},
-          {"inputs",
-           {{"ongoing_jobs", in.ongoing_jobs},
-            {"runs_in_retired_workers", in.runs_in_retired_workers},
-            {"retired_workers", in.retired_workers},
-            {"active_workers", in.active_workers},
-            {"queued_jobs", in.queued_jobs},
-            {"worker_capacity", record->settings.worker_capacity},
-            {"minimum_active_workers", record->settings.minimum_active_workers}}},
-          {"lease",
-           {{"holder", state->holder}, {"term", state->term}, {"valid", state->valid},
-            {"expires_at", core::isoTime(state->expires_at)}}}};
-      std::cout << out.dump(2) << "\n";
+      std::cout << core::scalingJson(*record, *state).dump(2) << "\n";
       return 0;
     }
+    const auto& in = record->inputs;
+    const bool queue_aware = record->settings.policy == core::ScalingPolicy::QueueAware;
+    const auto age = std::chrono::duration_cast<std::chrono::seconds>(core::Clock::now() - record->computed_at);
     std::cout << "desired_pod_count: " << record->count << "\n";
     if (record->policy_name == "initial") {
       std::cout << "  not computed yet: no singleton has led since the schema was created\n";
@@ -85,9 +67,7 @@ class ScalingCommand final : public Command {
                 << "  queued jobs (runnable):  " << in.queued_jobs << (queue_aware ? "" : " (not counted by seed)") << "\n"
                 << "  worker capacity:         " << record->settings.worker_capacity << "\n"
                 << "  minimum active workers:  " << record->settings.minimum_active_workers << "\n"
-                << "  formula:                 max(" << demand << " / " << capacity << " + 1, "
-                << record->settings.minimum_active_workers << ") + " << in.retired_workers << " = "
-                << record->count << "\n";
+                << "  formula:                 " << core::scalingFormula(*record) << "\n";
     }
     if (state->valid) {
       std::cout << "leader: " << state->holder << ", term " << state->term << ", lease until "

@@ -337,6 +337,110 @@ WHERE ($1::bigint IS NULL OR j.integration_id = $1) AND ($2::text IS NULL OR j.s
   AND ($3::text IS NULL OR j.kind = $3) AND j.id < $4
 ORDER BY j.id DESC LIMIT $5)SQL";
 
+// --- reading workers and metrics ------------------------------------------------------------
+
+const std::string kWorkerColumns =
+    "w.id::text, w.state, " + pg::epochMicros("w.started_at") + ", " +
+    pg::epochMicros("w.state_changed_at") + ", " + pg::epochMicros("w.last_heartbeat_at") +
+    ", w.capacity, w.running_jobs, w.version, w.host, w.pid";
+
+// $1 state or NULL, $2 and $3 the place after which the page starts (started_at in epoch
+// microseconds, id) or NULL, $4 limit. Rows are ordered and compared by the same expression
+// they return, so a place taken from a row finds that row again exactly. The table holds the
+// workers that ran within the retention, a few thousand rows: sorting them is cheap.
+const std::string kWorkerStart = pg::epochMicros("w.started_at");
+const std::string kListWorkers = "SELECT " + kWorkerColumns + R"SQL( FROM worker_lifecycle w
+WHERE ($1::text IS NULL OR w.state = $1)
+  AND ($2::bigint IS NULL OR ()SQL" + kWorkerStart + R"SQL(, w.id) < ($2, $3::uuid))
+ORDER BY )SQL" + kWorkerStart + " DESC, w.id DESC LIMIT $4";
+
+const std::string kFindWorker =
+    "SELECT " + kWorkerColumns + " FROM worker_lifecycle w WHERE w.id = $1::uuid";
+
+// The recorded times are text in whatever time zone the writing session had; the cast reads
+// the offset they carry.
+const std::string kWorkerTransitions =
+    "SELECT e.t ->> 'state', " + pg::epochMicros("(e.t ->> 'at')::timestamptz") +
+    R"SQL(, e.t ->> 'reason'
+FROM worker_lifecycle w
+CROSS JOIN LATERAL jsonb_array_elements(w.transitions) WITH ORDINALITY AS e(t, n)
+WHERE w.id = $1::uuid
+ORDER BY e.n
+)SQL";
+
+// Running jobs are found through the lanes, the only index of running jobs.
+const std::string kWorkerJobs = R"SQL(
+SELECT j.id FROM job_lanes l JOIN jobs j ON j.id = l.running_job_id
+WHERE l.running_job_id IS NOT NULL AND j.worker_id = $1::uuid AND j.state = 'running'
+ORDER BY j.id
+)SQL";
+
+constexpr WorkerState kAllWorkerStates[] = {WorkerState::Inactive, WorkerState::Active,
+                                            WorkerState::Retired, WorkerState::Terminating,
+                                            WorkerState::Terminated};
+// The outcomes job_attempts allows (its CHECK constraint).
+const std::vector<std::string> kAttemptOutcomes = {"succeeded", "failed",    "retry",
+                                                   "rescued",   "cancelled", "released"};
+
+std::string workerCounts() {
+  std::string sql;
+  for (const auto state : kAllWorkerStates) {
+    sql += std::string(sql.empty() ? "" : ", ") + "count(*) FILTER (WHERE state = '" +
+           std::string(toString(state)) + "')";
+  }
+  return sql;
+}
+
+// One row: queued jobs, running jobs, the age of the oldest queued job that could start now
+// (due, and its integration's lane free), and workers by state (kAllWorkerStates order).
+// Queued and running jobs are counted in their narrow tables, job_queue and job_lanes (one row
+// per integration), which the queue's statements keep in step with jobs.state.
+const std::string kMetricsCounts = R"SQL(
+SELECT (SELECT count(*) FROM job_queue),
+       (SELECT count(*) FROM job_lanes l JOIN jobs j ON j.id = l.running_job_id
+        WHERE l.running_job_id IS NOT NULL AND j.state = 'running'),
+       (SELECT coalesce(extract(epoch FROM now() - min(q.run_at))::float8, 0)
+        FROM job_queue q JOIN job_lanes l ON l.integration_id = q.integration_id
+        WHERE q.run_at <= now() AND l.running_job_id IS NULL),
+       )SQL" + workerCounts() + R"SQL(
+FROM worker_lifecycle
+)SQL";
+
+// Finished jobs have no table or index of their own, and none can have one: an index naming
+// jobs.state would turn every claim and completion into a non-HOT update. So this reads all of
+// `jobs`, the one statement of a scrape whose cost grows with the table.
+const std::string kFinishedJobs = R"SQL(
+SELECT state, count(*) FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') GROUP BY state
+)SQL";
+
+std::string sqlNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
+}
+
+// Per outcome and bucket: how many attempts, and their durations summed in seconds. The bucket
+// is the index of the smallest bound at or above the duration (a Prometheus `le`), or the number
+// of bounds for a duration above them all. width_bucket() counts from below, so it is given the
+// bounds negated, largest first: -d falls into bucket k exactly when d is at most the k-th
+// bound from the top. One grouping pass over job_attempts, a narrow table (no payload); a
+// count with a FILTER per bound took five times as long.
+std::string attemptDurationsSql() {
+  const auto& bounds = attemptDurationBounds();
+  std::string negated;
+  for (auto bound = bounds.rbegin(); bound != bounds.rend(); ++bound) {
+    negated += (negated.empty() ? "" : ", ") + sqlNumber(-*bound);
+  }
+  return "SELECT outcome, " + std::to_string(bounds.size()) + " - width_bucket(-d, ARRAY[" +
+         negated + R"SQL(]::float8[]), count(*), sum(d)
+FROM (SELECT outcome, greatest(date_part('epoch', finished_at - started_at), 0) AS d
+      FROM job_attempts WHERE started_at IS NOT NULL) AS a
+GROUP BY 1, 2
+)SQL";
+}
+
+const std::string kAttemptDurations = attemptDurationsSql();
+
 // --- the leading singleton ---------------------------------------------------------------
 
 // $1: lease name, $2: holder, $3: term. The first statement of every fenced transaction: the
@@ -520,6 +624,40 @@ Job toJob(const pqxx::row& row) {
   job.last_error = optionalText(row[17]);
   job.created_at = pg::fromEpochMicros(row[18].as<long long>());
   return job;
+}
+
+WorkerRecord toWorker(const pqxx::row& row) {
+  WorkerRecord worker;
+  worker.id = row[0].as<std::string>();
+  worker.state = parseWorkerState(row[1].c_str()).value_or(WorkerState::Terminated);
+  worker.started_at = pg::fromEpochMicros(row[2].as<long long>());
+  worker.state_changed_at = pg::fromEpochMicros(row[3].as<long long>());
+  worker.last_heartbeat_at = pg::fromEpochMicros(row[4].as<long long>());
+  worker.capacity = row[5].as<int>();
+  worker.running_jobs = row[6].as<int>();
+  worker.version = row[7].as<std::string>();
+  worker.host = row[8].as<std::string>();
+  if (!row[9].is_null()) worker.pid = row[9].as<int>();
+  return worker;
+}
+
+/// A row of kReadScaling.
+ScalingRecord toScaling(const pqxx::row& row) {
+  ScalingRecord record;
+  record.count = row[0].as<int>();
+  record.inputs.ongoing_jobs = row[1].as<int>();
+  record.inputs.runs_in_retired_workers = row[2].as<int>();
+  record.inputs.retired_workers = row[3].as<int>();
+  record.inputs.queued_jobs = row[4].as<int>();
+  record.inputs.active_workers = row[5].as<int>();
+  record.policy_name = row[6].as<std::string>();
+  record.settings.policy = parseScalingPolicy(record.policy_name).value_or(ScalingPolicy::Seed);
+  record.settings.worker_capacity = row[7].as<int>();
+  record.settings.minimum_active_workers = row[8].as<int>();
+  record.leader = row[9].as<std::string>();
+  record.term = row[10].as<std::int64_t>();
+  record.computed_at = pg::fromEpochMicros(row[11].as<long long>());
+  return record;
 }
 
 Error invalid(std::string message) { return {Error::Code::Invalid, std::move(message)}; }
@@ -785,6 +923,10 @@ class JobQueue::Impl {
     connection_->prepare("attempts", kAttempts);
     connection_->prepare("progress", kProgress);
     connection_->prepare("events", job_events::readSql());
+    connection_->prepare("list_workers", kListWorkers);
+    connection_->prepare("find_worker", kFindWorker);
+    connection_->prepare("worker_transitions", kWorkerTransitions);
+    connection_->prepare("worker_jobs", kWorkerJobs);
 
     connection_->prepare("check_fence", kCheckFence);
   }
@@ -974,6 +1116,89 @@ Result<std::vector<JobEvent>> JobQueue::events(JobId id, JobEventId after, int l
   return events;
 }
 
+const std::vector<double>& attemptDurationBounds() {
+  static const std::vector<double> bounds = {0.5, 1,    5,    10,   30,   60,    120,   300,
+                                             600, 1200, 1800, 3600, 7200, 14400, 21600, 28800};
+  return bounds;
+}
+
+Result<std::vector<WorkerRecord>> JobQueue::listWorkers(const WorkerFilter& filter) {
+  std::optional<std::string> state;
+  if (filter.state) state = std::string(toString(*filter.state));
+  std::optional<long long> after_micros;
+  std::optional<std::string> after_id;
+  if (filter.after) {
+    after_micros = pg::toEpochMicros(filter.after->started_at);
+    after_id = filter.after->id;
+  }
+  auto rows = impl_->run("list_workers", state, after_micros, after_id, filter.limit);
+  if (!rows) return rows.error();
+  std::vector<WorkerRecord> workers;
+  for (const auto& row : *rows) workers.push_back(toWorker(row));
+  return workers;
+}
+
+Result<std::optional<WorkerDetails>> JobQueue::findWorker(const WorkerId& id) {
+  return impl_->inTransaction([&](pqxx::work& tx) -> std::optional<WorkerDetails> {
+    const auto rows = tx.exec_prepared("find_worker", id);
+    if (rows.empty()) return std::nullopt;
+    WorkerDetails details;
+    details.worker = toWorker(rows[0]);
+    for (const auto& row : tx.exec_prepared("worker_transitions", id)) {
+      details.transitions.push_back({row[0].as<std::string>(""),
+                                     pg::fromEpochMicros(row[1].as<long long>(0)),
+                                     optionalText(row[2])});
+    }
+    for (const auto& row : tx.exec_prepared("worker_jobs", id)) {
+      details.running_job_ids.push_back(row[0].as<JobId>());
+    }
+    return details;
+  });
+}
+
+Result<QueueMetrics> JobQueue::metrics() {
+  return impl_->inTransaction([&](pqxx::work& tx) {
+    // One snapshot: the counts, the durations and the scaling row agree with each other.
+    tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    // Compiling the scans would take longer than running them.
+    tx.exec("SET LOCAL jit = off");
+    QueueMetrics metrics;
+    const auto counts = tx.exec1(kMetricsCounts);
+    metrics.jobs = {{JobState::Queued, counts[0].as<long long>()},
+                    {JobState::Running, counts[1].as<long long>()},
+                    {JobState::Succeeded, 0},
+                    {JobState::Failed, 0},
+                    {JobState::Cancelled, 0}};
+    metrics.oldest_due_job_age_seconds = counts[2].as<double>();
+    int column = 3;
+    for (const auto state : kAllWorkerStates) {
+      metrics.workers[state] = counts[column++].as<long long>();
+    }
+    for (const auto& row : tx.exec(kFinishedJobs)) {
+      if (const auto state = parseJobState(row[0].c_str())) {
+        metrics.jobs[*state] = row[1].as<long long>();
+      }
+    }
+
+    const auto buckets = attemptDurationBounds().size();
+    for (const auto& outcome : kAttemptOutcomes) {
+      metrics.attempt_durations[outcome].cumulative.assign(buckets, 0);
+    }
+    for (const auto& row : tx.exec(kAttemptDurations)) {
+      auto& histogram = metrics.attempt_durations[row[0].as<std::string>()];
+      histogram.cumulative.resize(buckets);
+      const auto bucket = row[1].as<std::size_t>();
+      const auto count = row[2].as<long long>();
+      histogram.count += count;
+      histogram.sum_seconds += row[3].as<double>();
+      // Each bucket counts the attempts at or below its bound: this one and every one above.
+      for (auto i = bucket; i < buckets; ++i) histogram.cumulative[i] += count;
+    }
+    metrics.scaling = toScaling(tx.exec1(kReadScaling));
+    return metrics;
+  });
+}
+
 Result<WorkerId> JobQueue::registerWorker(const WorkerInfo& info) {
   if (info.capacity < 1) return invalid("worker capacity must be at least 1");
   auto rows = impl_->run("register_worker", info.capacity, info.version, info.host, info.pid);
@@ -1095,22 +1320,7 @@ Result<Done> JobQueue::storeScaling(const LeaseToken& fence, const ScalingRecord
 Result<ScalingRecord> JobQueue::readScaling() {
   try {
     pqxx::nontransaction tx(*impl_->connection_);
-    const auto row = tx.exec1(kReadScaling);
-    ScalingRecord record;
-    record.count = row[0].as<int>();
-    record.inputs.ongoing_jobs = row[1].as<int>();
-    record.inputs.runs_in_retired_workers = row[2].as<int>();
-    record.inputs.retired_workers = row[3].as<int>();
-    record.inputs.queued_jobs = row[4].as<int>();
-    record.inputs.active_workers = row[5].as<int>();
-    record.policy_name = row[6].as<std::string>();
-    record.settings.policy = parseScalingPolicy(record.policy_name).value_or(ScalingPolicy::Seed);
-    record.settings.worker_capacity = row[7].as<int>();
-    record.settings.minimum_active_workers = row[8].as<int>();
-    record.leader = row[9].as<std::string>();
-    record.term = row[10].as<std::int64_t>();
-    record.computed_at = pg::fromEpochMicros(row[11].as<long long>());
-    return record;
+    return toScaling(tx.exec1(kReadScaling));
   } catch (const std::exception& error) {
     return pg::toError(error);
   }

@@ -190,6 +190,14 @@ PluginRegistry::PluginRegistry(PluginRegistry&&) noexcept = default;
 PluginRegistry& PluginRegistry::operator=(PluginRegistry&&) noexcept = default;
 PluginRegistry::~PluginRegistry() = default;
 
+Json pluginJson(const Plugin& plugin) {
+  auto json = toJson(plugin.manifest());
+  // toJson names the ABI this host was built with; the plugin's own may be an older minor.
+  json["abi"] = std::to_string(plugin.abiMajor()) + "." + std::to_string(plugin.abiMinor());
+  json["custom_diff"] = plugin.hasCustomDiff();
+  return json;
+}
+
 PluginRegistry PluginRegistry::load(const std::vector<std::string>& paths) {
   PluginRegistry registry;
   auto& state = *registry.state_;

@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "syncpod/core/leader_lease.hpp"
 
 namespace syncpod::core {
 namespace {
@@ -70,6 +73,37 @@ TEST(ScalingFormula, PolicyNames) {
   EXPECT_EQ(parseScalingPolicy("queue-aware"), ScalingPolicy::QueueAware);
   EXPECT_FALSE(parseScalingPolicy("Seed"));
   EXPECT_EQ(toString(ScalingPolicy::QueueAware), "queue-aware");
+}
+
+TEST(ScalingExplain, FormulaAndDocument) {
+  ScalingRecord record;
+  record.policy_name = "initial";
+  EXPECT_EQ(scalingFormula(record), "");
+  EXPECT_TRUE(scalingJson(record, LeaseState{})["formula"].is_null());
+
+  record.policy_name = "seed";
+  record.settings = settings(ScalingPolicy::Seed, 2);
+  record.inputs = inputs(5, 1, 1, 7);
+  record.count = desiredPodCount(record.inputs, record.settings);
+  // seed leaves the queued jobs out.
+  EXPECT_EQ(scalingFormula(record), "max(4 / 2 + 1, 2) + 1 = 4");
+  record.policy_name = "queue-aware";
+  record.settings.policy = ScalingPolicy::QueueAware;
+  record.count = desiredPodCount(record.inputs, record.settings);
+  EXPECT_EQ(scalingFormula(record), "max(11 / 2 + 1, 2) + 1 = 7");
+
+  LeaseState lease;
+  lease.holder = "vm:1:ab";
+  lease.term = 3;
+  lease.valid = true;
+  lease.acquired_at = TimePoint(std::chrono::seconds(1764133200));
+  lease.expires_at = TimePoint(std::chrono::seconds(1764133215));
+  const auto json = scalingJson(record, lease);
+  EXPECT_EQ(json["count"], 7);
+  EXPECT_EQ(json["formula"], "max(11 / 2 + 1, 2) + 1 = 7");
+  EXPECT_EQ(json["inputs"]["queued_jobs"], 7);
+  EXPECT_EQ(json["lease"]["expires_at"], "2025-11-26T05:00:15.000Z");
+  EXPECT_TRUE(scalingJson(record, LeaseState{})["lease"]["expires_at"].is_null()) << "never held";
 }
 
 }  // namespace

@@ -89,6 +89,27 @@ std::int64_t parseId(const std::string& text, const std::string& name) {
   return value;
 }
 
+std::string parseUuid(const std::string& text, const std::string& name) {
+  std::string uuid = text;
+  bool valid = uuid.size() == 36;
+  for (std::size_t i = 0; valid && i < uuid.size(); ++i) {
+    auto& c = uuid[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      valid = c == '-';
+    } else {
+      valid = std::isxdigit(static_cast<unsigned char>(c)) != 0;
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  if (!valid) {
+    throw ApiError{400, "invalid_id",
+                   name + " must be a UUID (8-4-4-4-12 hexadecimal digits), not '" +
+                       text.substr(0, 40) + "'",
+                   {{"parameter", name}}};
+  }
+  return uuid;
+}
+
 void rejectUnknownFields(const Json& object, const std::vector<std::string>& allowed,
                          const std::string& where) {
   for (const auto& [name, value] : object.items()) {

@@ -34,6 +34,9 @@ struct ApiResponse {
   int status = 200;
   Json body;  ///< null: no body (204)
   std::map<std::string, std::string> headers;
+  /// A body that is not JSON (/metrics), sent as it is instead of `body`, with the
+  /// Content-Type in `headers`.
+  std::optional<std::string> text;
 };
 
 /// An error response: {"error": {"code", "message", "details"}}. Thrown by handlers and turned
@@ -54,6 +57,10 @@ Json parseJsonObject(const std::string& body, int max_depth);
 
 /// A positive 64-bit id from a path segment, or ApiError 400 naming the parameter.
 std::int64_t parseId(const std::string& text, const std::string& name);
+
+/// A UUID in its 36-character text form (any case) from a path segment, lower-cased; or
+/// ApiError 400 naming the parameter.
+std::string parseUuid(const std::string& text, const std::string& name);
 
 /// ApiError 400 for a member of `object` not in `allowed` ("unknown field 'x'"), so a typo
 /// never passes silently. `where` prefixes the name in the message ("config.").

@@ -1,11 +1,14 @@
 #include "api.hpp"
 
+#include <chrono>
 #include <fstream>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "handlers.hpp"
+#include "metrics.hpp"
+#include "prometheus_check.hpp"
 #include "syncpod/core/plugins.hpp"
 #include "syncpod/service/service.hpp"
 
@@ -51,6 +54,157 @@ TEST(ParseId, AcceptsPositiveIntegersOnly) {
   }
 }
 
+TEST(ParseUuid, AcceptsTheTextFormInAnyCaseOnly) {
+  EXPECT_EQ(parseUuid("3F2C1E9A-0000-4000-8000-00000000000a", "worker id"),
+            "3f2c1e9a-0000-4000-8000-00000000000a");
+  for (const char* bad :
+       {"", "17", "3f2c1e9a00004000800000000000000a", "3f2c1e9a-0000-4000-8000-00000000000g",
+        "3f2c1e9a-0000-4000-8000-00000000000a0", "{3f2c1e9a-0000-4000-8000-00000000000a}"}) {
+    const auto error = errorOf([&] { (void)parseUuid(bad, "worker id"); });
+    EXPECT_EQ(error.code, "invalid_id") << bad;
+    EXPECT_EQ(error.details["parameter"], "worker id") << bad;
+  }
+}
+
+TEST(Router, RouteOfNamesThePatternThatAnswers) {
+  Router router;
+  const ServiceOptions options;
+  const auto plugins = core::PluginRegistry::load({});
+  const HttpMetrics http;
+  addRoutes(router, RouteContext{options, plugins, http});
+  EXPECT_EQ(router.routeOf("GET", "/api/v1/jobs/17"), "/api/v1/jobs/{id}");
+  EXPECT_EQ(router.routeOf("POST", "/api/v1/integrations/validate"),
+            "/api/v1/integrations/validate");
+  // GET has no validate route: the {id} route answers it (with a 400).
+  EXPECT_EQ(router.routeOf("GET", "/api/v1/integrations/validate"), "/api/v1/integrations/{id}");
+  EXPECT_EQ(router.routeOf("DELETE", "/healthz"), "/healthz");  // a 405
+  EXPECT_EQ(router.routeOf("GET", "/api/v1/jobs/17/nothing"), "");
+}
+
+core::QueueMetrics sampleQueue() {
+  core::QueueMetrics queue;
+  long long count = 0;
+  for (const auto state :
+       {core::JobState::Queued, core::JobState::Running, core::JobState::Succeeded,
+        core::JobState::Failed, core::JobState::Cancelled}) {
+    queue.jobs[state] = ++count;
+  }
+  for (const auto state :
+       {core::WorkerState::Inactive, core::WorkerState::Active, core::WorkerState::Retired,
+        core::WorkerState::Terminating, core::WorkerState::Terminated}) {
+    queue.workers[state] = 0;
+  }
+  queue.oldest_due_job_age_seconds = 12.5;
+  queue.scaling.count = 3;
+  queue.scaling.computed_at = core::TimePoint(std::chrono::seconds(1764133200));
+  const auto buckets = core::attemptDurationBounds().size();
+  for (const char* outcome : {"succeeded", "failed"})
+    queue.attempt_durations[outcome].cumulative.assign(buckets, 0);
+  auto& succeeded = queue.attempt_durations["succeeded"];
+  for (std::size_t i = 2; i < buckets; ++i) succeeded.cumulative[i] = 2;  // two attempts of 5 s
+  succeeded.count = 3;  // and one longer than the last bound
+  succeeded.sum_seconds = 10 + 40000;
+  return queue;
+}
+
+std::string problemsOf(const testing::PromDocument& document) {
+  std::string text;
+  for (const auto& problem : document.problems) text += problem + "\n";
+  return text;
+}
+
+TEST(Metrics, RenderValidPrometheusText) {
+  HttpMetrics http;
+  http.count("/api/v1/jobs/{id}", "GET", 200);
+  http.count("/api/v1/jobs/{id}", "GET", 200);
+  http.count("/api/v1/jobs/{id}", "GET", 404);
+  http.count(HttpMetrics::kUnmatched, "BREW", 404);
+  const auto text = renderMetrics(http, sampleQueue());
+  const auto document = testing::parsePrometheusText(text);
+  EXPECT_TRUE(document.problems.empty()) << problemsOf(document) << text;
+  EXPECT_EQ(document.value("syncpod_http_requests_total",
+                           {{"route", "/api/v1/jobs/{id}"}, {"method", "GET"}, {"status", "200"}}),
+            2);
+  EXPECT_EQ(document.value("syncpod_http_requests_total",
+                           {{"route", "unmatched"}, {"method", "other"}, {"status", "404"}}),
+            1);
+  EXPECT_EQ(document.value("syncpod_database_up"), 1);
+  EXPECT_EQ(document.value("syncpod_jobs", {{"state", "failed"}}), 4);
+  EXPECT_EQ(document.value("syncpod_workers", {{"state", "TERMINATING"}}), 0);
+  EXPECT_EQ(document.value("syncpod_queue_oldest_due_job_age_seconds"), 12.5);
+  EXPECT_EQ(document.value("syncpod_desired_pod_count"), 3);
+  EXPECT_EQ(document.value("syncpod_desired_pod_count_computed_timestamp_seconds"), 1764133200);
+  EXPECT_EQ(document.value("syncpod_job_attempt_duration_seconds_bucket",
+                           {{"outcome", "succeeded"}, {"le", "5"}}),
+            2);
+  EXPECT_EQ(document.value("syncpod_job_attempt_duration_seconds_bucket",
+                           {{"outcome", "succeeded"}, {"le", "+Inf"}}),
+            3);
+  EXPECT_EQ(document.value("syncpod_job_attempt_duration_seconds_sum", {{"outcome", "succeeded"}}),
+            40010);
+  EXPECT_NE(
+      text.find(
+          "syncpod_job_attempt_duration_seconds_bucket{outcome=\"succeeded\",le=\"0.5\"} 0\n"),
+      std::string::npos)
+      << text;
+}
+
+TEST(Metrics, ADatabaseErrorLeavesOnlyTheHttpCounters) {
+  HttpMetrics http;
+  http.count("/metrics", "GET", 200);
+  const core::Result<core::QueueMetrics> failed =
+      core::Error{core::Error::Code::Unavailable, "down"};
+  const auto document = testing::parsePrometheusText(renderMetrics(http, failed));
+  EXPECT_TRUE(document.problems.empty()) << problemsOf(document);
+  EXPECT_EQ(document.value("syncpod_database_up"), 0);
+  EXPECT_EQ(document.value("syncpod_http_requests_total",
+                           {{"route", "/metrics"}, {"method", "GET"}, {"status", "200"}}),
+            1);
+  for (const auto& sample : document.samples) {
+    EXPECT_TRUE(sample.name == "syncpod_database_up" ||
+                sample.name == "syncpod_http_requests_total")
+        << sample.name;
+  }
+}
+
+TEST(Metrics, LabelValuesAreEscaped) {
+  HttpMetrics http;
+  http.count("a\"b\\c\nd", "GET", 200);
+  const auto text = renderMetrics(http, core::Error{core::Error::Code::Unavailable, "down"});
+  EXPECT_NE(text.find(R"(route="a\"b\\c\nd")"), std::string::npos) << text;
+  const auto document = testing::parsePrometheusText(text);
+  EXPECT_TRUE(document.problems.empty()) << problemsOf(document);
+  ASSERT_EQ(document.samples.size(), 2U);
+  EXPECT_EQ(document.samples[0].labels.at("route"), "a\"b\\c\nd");
+}
+
+/// The checker the metrics tests rely on must itself catch what a scraper would refuse.
+TEST(PrometheusCheck, FindsWhatAScraperWouldRefuse) {
+  const std::string help = "# HELP h_seconds x\n# TYPE h_seconds histogram\n";
+  const auto problems = [](const std::string& text) {
+    return testing::parsePrometheusText(text).problems.size();
+  };
+  EXPECT_EQ(problems(help + "h_seconds_bucket{le=\"1\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\n"
+                            "h_seconds_sum 3\nh_seconds_count 2\n"),
+            0U);
+  EXPECT_GT(problems(help + "h_seconds_bucket{le=\"1\"} 3\nh_seconds_bucket{le=\"+Inf\"} 2\n"
+                            "h_seconds_sum 3\nh_seconds_count 2\n"),
+            0U)
+      << "not cumulative";
+  EXPECT_GT(problems(help + "h_seconds_bucket{le=\"1\"} 1\nh_seconds_sum 3\nh_seconds_count 1\n"),
+            0U)
+      << "no +Inf bucket";
+  EXPECT_GT(
+      problems(help + "h_seconds_bucket{le=\"+Inf\"} 2\nh_seconds_sum 3\nh_seconds_count 3\n"), 0U)
+      << "+Inf differs from _count";
+  EXPECT_GT(problems("g 1\n"), 0U) << "no HELP and TYPE";
+  EXPECT_GT(problems("# HELP c x\n# TYPE c counter\nc 1\n"), 0U) << "a counter not named _total";
+  EXPECT_GT(problems("# HELP g x\n# TYPE g gauge\ng{a=\"1\"} 1\ng{a=\"1\"} 2\n"), 0U) << "repeated";
+  EXPECT_GT(problems("# HELP g x\n# TYPE g gauge\ng{a=1} 1\n"), 0U) << "unquoted label";
+  EXPECT_GT(problems("# HELP g x\n# TYPE g gauge\ng 1 1700000000\n"), 0U) << "a timestamp";
+  EXPECT_GT(problems("# HELP g x\n# TYPE g gauge\ng one\n"), 0U) << "not a number";
+}
+
 /// "GET /api/v1/jobs/{id}" for every operation in docs/openapi.yaml, read from its layout: paths
 /// at two spaces of indentation, methods at four.
 std::set<std::string> documentedOperations() {
@@ -82,7 +236,8 @@ TEST(OpenApi, DescribesEveryRouteAndNothingElse) {
   Router router;
   const ServiceOptions options;
   const auto plugins = core::PluginRegistry::load({});
-  addRoutes(router, RouteContext{options, plugins});
+  const HttpMetrics http;
+  addRoutes(router, RouteContext{options, plugins, http});
   std::set<std::string> served;
   for (const auto& route : router.routes()) served.insert(route.method + " " + route.pattern);
   EXPECT_EQ(served, documentedOperations());

@@ -1,6 +1,7 @@
 #pragma once
 // Private to the service role: the database objects one request uses, pooled per thread.
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/integrations.hpp"
 #include "syncpod/core/job_queue.hpp"
+#include "syncpod/core/leader_lease.hpp"
 
 namespace syncpod::service {
 
@@ -22,12 +24,22 @@ class Backend {
   core::TokenStore& tokens() { return tokens_; }
   core::JobQueue& queue() { return queue_; }
   core::IntegrationStore& integrations() { return integrations_; }
+  /// The singleton's lease, for reading: connected on first use, since few requests need it
+  /// (throws core::DatabaseUnavailable then).
+  core::LeaderLease& lease() {
+    if (!lease_) {
+      lease_ = std::make_unique<core::LeaderLease>(target_, core::kSingletonLease, "",
+                                                   std::chrono::seconds(1));
+    }
+    return *lease_;
+  }
 
  private:
   core::DatabaseTarget target_;
   core::TokenStore tokens_;
   core::JobQueue queue_;
   core::IntegrationStore integrations_;
+  std::unique_ptr<core::LeaderLease> lease_;
 };
 
 /// A fixed set of Backends, one per request thread, so a request never waits for another's

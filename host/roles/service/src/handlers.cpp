@@ -221,6 +221,8 @@ void addRoutes(Router& router, const RouteContext& context) {
 
   addIntegrationRoutes(router, context);
   addWebhookRoutes(router, context);
+  addStatusRoutes(router, context);
+  addMetricsRoute(router, context);
 }
 
 }  // namespace syncpod::service

@@ -109,6 +109,18 @@ ApiResponse Router::dispatch(ApiRequest& request, Backend& backend) const {
   return errorResponse({404, "not_found", "no endpoint " + request.path.substr(0, 200)});
 }
 
+std::string Router::routeOf(const std::string& method, const std::string& path) const {
+  const auto segments = split(path);
+  std::string first;
+  for (const auto& route : routes_) {
+    std::map<std::string, std::string> params;
+    if (!match(route, segments, params)) continue;
+    if (route.method == method) return route.pattern;
+    if (first.empty()) first = route.pattern;
+  }
+  return first;
+}
+
 std::vector<Router::RouteInfo> Router::routes() const {
   std::vector<RouteInfo> infos;
   for (const auto& route : routes_) infos.push_back({route.method, route.pattern});

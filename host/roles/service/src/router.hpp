@@ -25,6 +25,11 @@ class Router {
   /// and 403, ApiError as thrown, anything else 500 with a generic message (logged).
   ApiResponse dispatch(ApiRequest& request, Backend& backend) const;
 
+  /// The pattern of the route that dispatch() would give this request: the first whose
+  /// path and method match, else the first whose path matches (a 405); "" when none does.
+  /// The route label of /metrics, whose values stay as few as the routes.
+  std::string routeOf(const std::string& method, const std::string& path) const;
+
   struct RouteInfo {
     std::string method;
     std::string pattern;

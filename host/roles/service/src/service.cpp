@@ -17,6 +17,7 @@
 
 #include "backend.hpp"
 #include "handlers.hpp"
+#include "metrics.hpp"
 #include "router.hpp"
 #include "syncpod/core/errors.hpp"
 
@@ -39,6 +40,11 @@ std::optional<std::string> readBody(Poco::Net::HTTPServerRequest& request, std::
 void send(Poco::Net::HTTPServerResponse& out, const ApiResponse& response) {
   out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
   for (const auto& [name, value] : response.headers) out.set(name, value);
+  if (response.text) {
+    out.setContentLength(static_cast<std::streamsize>(response.text->size()));
+    out.send() << *response.text;
+    return;
+  }
   if (response.body.is_null()) {
     out.setContentLength(0);
     out.send();
@@ -52,13 +58,15 @@ void send(Poco::Net::HTTPServerResponse& out, const ApiResponse& response) {
 
 class RequestHandler final : public Poco::Net::HTTPRequestHandler {
  public:
-  RequestHandler(const Router& router, BackendPool& pool, const ServiceOptions& options)
-      : router_(router), pool_(pool), options_(options) {}
+  RequestHandler(const Router& router, BackendPool& pool, const ServiceOptions& options,
+                 HttpMetrics& metrics)
+      : router_(router), pool_(pool), options_(options), metrics_(metrics) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
     ApiResponse response;
+    std::string route;
     try {
-      response = handle(in);
+      response = handle(in, route);
     } catch (const ApiError& error) {
       response = errorResponse(error);
     } catch (const Poco::Exception& error) {
@@ -72,6 +80,8 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
     if (response.status >= 500) {
       spdlog::warn("{} {} → {}", in.getMethod(), pathOf(in.getURI()), response.status);
     }
+    metrics_.count(route.empty() ? HttpMetrics::kUnmatched : route, in.getMethod(),
+                   response.status);
     try {
       send(out, response);
     } catch (const Poco::Exception& error) {
@@ -82,10 +92,8 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
  private:
   static std::string pathOf(const std::string& uri) { return uri.substr(0, uri.find('?')); }
 
-  ApiResponse handle(Poco::Net::HTTPServerRequest& in) {
-    if (in.hasContentLength() && in.getContentLength64() > static_cast<Poco::Int64>(options_.max_body_bytes)) {
-      throw ApiError{413, "too_large", "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes"};
-    }
+  /// Sets `route` to the route pattern as soon as the path is known.
+  ApiResponse handle(Poco::Net::HTTPServerRequest& in, std::string& route) {
     ApiRequest request;
     request.method = in.getMethod();
     try {
@@ -97,6 +105,13 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
     }
     if (request.path.empty() || request.path.front() != '/') {
       throw ApiError{400, "bad_request", "the request target must be a path"};
+    }
+    route = router_.routeOf(request.method, request.path);
+    if (in.hasContentLength() &&
+        in.getContentLength64() > static_cast<Poco::Int64>(options_.max_body_bytes)) {
+      throw ApiError{
+          413, "too_large",
+          "the body is larger than " + std::to_string(options_.max_body_bytes) + " bytes"};
     }
     for (const auto& [name, value] : in) {
       std::string key = name;
@@ -116,20 +131,23 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
   const Router& router_;
   BackendPool& pool_;
   const ServiceOptions& options_;
+  HttpMetrics& metrics_;
 };
 
 class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  HandlerFactory(const Router& router, BackendPool& pool, const ServiceOptions& options)
-      : router_(router), pool_(pool), options_(options) {}
+  HandlerFactory(const Router& router, BackendPool& pool, const ServiceOptions& options,
+                 HttpMetrics& metrics)
+      : router_(router), pool_(pool), options_(options), metrics_(metrics) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new RequestHandler(router_, pool_, options_);
+    return new RequestHandler(router_, pool_, options_, metrics_);
   }
 
  private:
   const Router& router_;
   BackendPool& pool_;
   const ServiceOptions& options_;
+  HttpMetrics& metrics_;
 };
 
 }  // namespace
@@ -138,7 +156,7 @@ class Service::Impl {
  public:
   Impl(core::DatabaseTarget target, ServiceOptions options, const core::PluginRegistry& plugins)
       : options_(std::move(options)), pool_(withClient(std::move(target)), options_.threads) {
-    addRoutes(router_, RouteContext{options_, plugins});
+    addRoutes(router_, RouteContext{options_, plugins, metrics_});
   }
 
   static core::DatabaseTarget withClient(core::DatabaseTarget target) {
@@ -163,7 +181,8 @@ class Service::Impl {
     params->setMaxQueued(options_.max_queued);
     params->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(options_.read_timeout.count()) * 1000));
     params->setKeepAlive(true);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(router_, pool_, options_), *socket_, params);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(
+        new HandlerFactory(router_, pool_, options_, metrics_), *socket_, params);
     server_->start();
     spdlog::info("service listening on {}:{}", options_.host, port());
   }
@@ -177,6 +196,7 @@ class Service::Impl {
 
   ServiceOptions options_;
   BackendPool pool_;
+  HttpMetrics metrics_;
   Router router_;
   std::unique_ptr<Poco::Net::ServerSocket> socket_;
   std::unique_ptr<Poco::Net::HTTPServer> server_;

@@ -22,7 +22,7 @@ using std::chrono::milliseconds;
 using Steady = std::chrono::steady_clock;
 using core::Error;
 
-const char* const kLeaseName = "singleton";
+const char* const kLeaseName = core::kSingletonLease;
 
 /// A schedule read from one version of an integration's config, kept while the config stays.
 struct CachedSchedule {

@@ -47,6 +47,73 @@ struct WorkerInfo {
   int pid = 0;
 };
 
+/// A worker_lifecycle row.
+struct WorkerRecord {
+  WorkerId id;
+  WorkerState state = WorkerState::Inactive;
+  TimePoint started_at;
+  TimePoint state_changed_at;
+  TimePoint last_heartbeat_at;
+  int capacity = 1;
+  int running_jobs = 0;  ///< as of its last heartbeat
+  std::string version;
+  std::string host;
+  std::optional<int> pid;
+};
+
+/// One entry of worker_lifecycle.transitions.
+struct WorkerTransition {
+  std::string state;  ///< as recorded: INACTIVE, ACTIVE, RETIRED, TERMINATING, TERMINATED
+  TimePoint at;
+  std::optional<std::string> reason;  ///< set when the singleton marked the worker gone
+};
+
+/// A worker with its history and what it runs now.
+struct WorkerDetails {
+  WorkerRecord worker;
+  std::vector<WorkerTransition> transitions;  ///< oldest first
+  std::vector<JobId> running_job_ids;         ///< its running jobs, by id
+};
+
+/// A place in listWorkers()' order (started_at, then id, both descending).
+struct WorkerPosition {
+  TimePoint started_at;
+  WorkerId id;
+};
+
+/// Which workers listWorkers() returns.
+struct WorkerFilter {
+  std::optional<WorkerState> state;
+  std::optional<WorkerPosition> after;  ///< only workers after this one (the next page)
+  int limit = 50;
+};
+
+/// A cumulative histogram of attempt durations (one outcome).
+struct DurationHistogram {
+  /// cumulative[i]: attempts that took at most attemptDurationBounds()[i] seconds.
+  std::vector<long long> cumulative;
+  long long count = 0;
+  double sum_seconds = 0;
+};
+
+/// Upper bounds of the attempt duration buckets in seconds, ascending: 0.5 s to 8 h (the
+/// default max_runtime), for syncs that take from seconds to hours.
+const std::vector<double>& attemptDurationBounds();
+
+/// The state of the queue as /metrics reports it, read in one snapshot.
+struct QueueMetrics {
+  /// Rows of `jobs` by state; every state present.
+  std::map<JobState, long long> jobs;
+  /// worker_lifecycle rows by state; every state present.
+  std::map<WorkerState, long long> workers;
+  /// How long the longest-waiting queued job that could start now (due, its integration not
+  /// running another job) has waited since its run_at; 0 when there is none.
+  double oldest_due_job_age_seconds = 0;
+  /// Finished attempts job_attempts still holds, by outcome; every outcome present.
+  std::map<std::string, DurationHistogram> attempt_durations;
+  ScalingRecord scaling;  ///< the desired_pod_count row
+};
+
 /// What cleanup() removes, and how much per call.
 struct CleanupOptions {
   /// Finished jobs, TERMINATED workers, cron fires and webhook events that became jobs older
@@ -124,6 +191,22 @@ class JobQueue {
   Result<std::optional<JobProgress>> progress(JobId id);
   /// The job's events with ids above `after`, oldest first, at most `limit` of them.
   Result<std::vector<JobEvent>> events(JobId id, JobEventId after, int limit);
+
+  // --- reading (REST API, /metrics) ------------------------------------------------------
+
+  /// Workers matching `filter`, newest first (started_at, then id, descending).
+  Result<std::vector<WorkerRecord>> listWorkers(const WorkerFilter& filter);
+
+  /// The worker with its transitions and running jobs; nullopt when there is no such row.
+  /// `id` must be a UUID (Invalid otherwise).
+  Result<std::optional<WorkerDetails>> findWorker(const WorkerId& id);
+
+  /// Everything /metrics shows of the database, in one read-only snapshot of four
+  /// statements. Queued and running jobs, workers and the scaling row come from small tables;
+  /// counting finished jobs reads all of `jobs`, and the durations all of `job_attempts` (no
+  /// index can cover jobs.state: claims and completions must stay HOT updates).
+  /// docs/operations.md#metrics has the cost.
+  Result<QueueMetrics> metrics();
 
   // --- workers ---------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@
 
 namespace syncpod::core {
 
+/// The lease the singleton role holds: its row of leader_lease is created by the migrations.
+inline constexpr const char* kSingletonLease = "singleton";
+
 /// Proof of leadership: a lease name, its holder and the term it holds. Every write a leader
 /// makes passes it, and is applied only while the lease row still names this holder and term
 /// and has not expired, checked in the same transaction (the row locked FOR SHARE).

@@ -101,6 +101,12 @@ class Plugin {
 
 using PluginPtr = std::shared_ptr<const Plugin>;
 
+/// The plugin as the REST API and `syncpod plugins list --json` show it: the manifest in the
+/// host's form (defaults filled in), "abi" the version the plugin was built for, and
+/// "custom_diff" whether it compares records itself. Its path is left out: a caller that
+/// shows it adds it.
+Json pluginJson(const Plugin& plugin);
+
 /// A plugin file that could not be loaded, and why (one line, naming the file).
 struct PluginLoadError {
   std::string path;

@@ -5,9 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "syncpod/core/job.hpp"
 
 namespace syncpod::core {
+
+struct LeaseState;
 
 /// How desired_pod_count is computed (docs/singleton.md).
 enum class ScalingPolicy {
@@ -51,5 +55,13 @@ struct ScalingRecord {
   std::string leader;       ///< lease holder that wrote it
   std::int64_t term = 0;
 };
+
+/// The formula with the record's numbers, as `syncpod scaling explain` prints it:
+/// "max(3 / 1 + 1, 2) + 1 = 5". Empty for the row no singleton computed yet (policy "initial").
+std::string scalingFormula(const ScalingRecord& record);
+
+/// The record and the singleton lease as one document: what `syncpod scaling explain --json`
+/// prints and GET /api/v1/scaling answers (docs/singleton.md).
+nlohmann::json scalingJson(const ScalingRecord& record, const LeaseState& lease);
 
 }  // namespace syncpod::core
