@@ -51,5 +51,6 @@ CommandPtr makeJobsCommand();
 CommandPtr makeSyncCommand();
 CommandPtr makeScalingCommand();
 CommandPtr makeScalerCommand();
+CommandPtr makeSimulateCommand();
 
 }  // namespace syncpod::app

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   commands.push_back(makeSyncCommand());
   commands.push_back(makeScalingCommand());
   commands.push_back(makeScalerCommand());
+  commands.push_back(makeSimulateCommand());
   commands.push_back(makeRunJobCommand());
 
   const std::string first = argc > 1 ? argv[1] : "";

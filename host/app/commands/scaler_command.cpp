@@ -1,12 +1,11 @@
-#include <cmath>
 #include <csignal>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
 
 #include "command.hpp"
+#include "scaling_settings.hpp"
 #include "signals.hpp"
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/errors.hpp"
@@ -16,39 +15,9 @@
 namespace syncpod::app {
 namespace {
 
-double number(const core::Settings& settings, const std::string& key) {
-  const auto text = settings.get(key);
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value) || value < 0) {
-    throw core::ConfigError(key + " (from " + settings.sourceOf(key) + ") must be a number of 0 or more, not '" +
-                            text + "'");
-  }
-  return value;
-}
-
 scaler::ScalerOptions scalerOptions(const core::Settings& settings) {
   scaler::ScalerOptions options;
-  auto& job = options.scaled_job;
-  job.polling_interval = settings.duration("keda_polling_interval");
-  job.min_replicas = static_cast<int>(settings.integer("scaler_min_replicas", 0, 10000));
-  job.max_replicas = static_cast<int>(settings.integer("scaler_max_replicas", 1, 10000));
-  if (job.min_replicas > job.max_replicas) {
-    throw core::ConfigError("scaler_min_replicas (from " + settings.sourceOf("scaler_min_replicas") +
-                            ") must not exceed scaler_max_replicas (from " +
-                            settings.sourceOf("scaler_max_replicas") + ")");
-  }
-  job.target_query_value = number(settings, "scaler_target_query_value");
-  if (job.target_query_value <= 0) {
-    throw core::ConfigError("scaler_target_query_value (from " + settings.sourceOf("scaler_target_query_value") +
-                            ") must be above 0");
-  }
-  job.activation_target_query_value = number(settings, "scaler_activation_target_query_value");
-  if (!settings.get("scaler_active_deadline").empty()) {
-    job.active_deadline = std::chrono::duration_cast<std::chrono::seconds>(settings.duration("scaler_active_deadline"));
-  }
-  job.successful_history_limit = static_cast<int>(settings.integer("scaler_successful_history", 0, 100000));
-  job.failed_history_limit = static_cast<int>(settings.integer("scaler_failed_history", 0, 100000));
+  options.scaled_job = scaledJobSettings(settings);
   options.termination_grace = settings.duration("scaler_termination_grace");
   return options;
 }

@@ -13,6 +13,7 @@
 
 #include "command.hpp"
 #include "plugin_loading.hpp"
+#include "scaling_settings.hpp"
 #include "signals.hpp"
 #include "syncpod/core/database.hpp"
 #include "syncpod/core/errors.hpp"
@@ -133,16 +134,7 @@ singleton::SingletonOptions singletonOptions(const core::Settings& settings,
   options.change_poll_interval = settings.duration("change_poll_interval");
   options.worker_stale_after = settings.duration("rescue_lease");
   options.queue = queue_options;
-  const auto policy = core::parseScalingPolicy(settings.get("scaling_policy"));
-  if (!policy) {
-    throw core::ConfigError("invalid scaling_policy '" + settings.get("scaling_policy") +
-                            "' (from " + settings.sourceOf("scaling_policy") +
-                            "): use seed or queue-aware");
-  }
-  options.scaling.policy = *policy;
-  options.scaling.worker_capacity = static_cast<int>(settings.integer("worker_capacity", 1, 1000));
-  options.scaling.minimum_active_workers =
-      static_cast<int>(settings.integer("minimum_active_workers", 0, 10000));
+  options.scaling = scalingSettings(settings);
   options.cleanup.retention = settings.duration("retention");
   options.cleanup.stale_after = options.worker_stale_after;
   // Renewed at least three times per TTL, one late renewal never costs the lease.

@@ -250,34 +250,28 @@ std::string Settings::sourceOf(std::string_view key) const {
   return found == values_.end() ? std::string("unset") : found->second.source;
 }
 
-std::chrono::milliseconds Settings::duration(std::string_view key) const {
-  const std::string text = get(key);
-  const auto fail = [&]() -> std::chrono::milliseconds {
-    throw ConfigError("invalid duration '" + text + "' for " + std::string(key) + " (from " +
-                      sourceOf(key) + "): use e.g. 250ms, 30s, 5m, 2h, 14d");
-  };
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 12) return fail();
-  const long long amount = std::stoll(text.substr(0, digits));
-  const std::string unit = text.substr(digits);
-  std::chrono::milliseconds value{};
-  if (unit == "ms") {
-    value = std::chrono::milliseconds(amount);
-  } else if (unit.empty() || unit == "s") {
-    value = std::chrono::seconds(amount);
-  } else if (unit == "m") {
-    value = std::chrono::minutes(amount);
-  } else if (unit == "h") {
-    value = std::chrono::hours(amount);
-  } else if (unit == "d") {
-    if (amount > 1000000) return fail();
-    value = std::chrono::hours(24 * amount);
-  } else {
-    return fail();
+  if (digits == 0 || digits > 12) return std::nullopt;
+  const long long amount = std::stoll(std::string(text.substr(0, digits)));
+  const std::string_view unit = text.substr(digits);
+  if (unit == "ms") return std::chrono::milliseconds(amount);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(amount);
+  if (unit == "m") return std::chrono::minutes(amount);
+  if (unit == "h") return std::chrono::hours(amount);
+  if (unit == "d" && amount <= 1000000) return std::chrono::hours(24 * amount);
+  return std::nullopt;
+}
+
+std::chrono::milliseconds Settings::duration(std::string_view key) const {
+  const std::string text = get(key);
+  const auto value = parseDuration(text);
+  if (!value || value->count() <= 0) {
+    throw ConfigError("invalid duration '" + text + "' for " + std::string(key) + " (from " +
+                      sourceOf(key) + "): use e.g. 250ms, 30s, 5m, 2h, 14d");
   }
-  if (value.count() <= 0) return fail();
-  return value;
+  return *value;
 }
 
 std::optional<unsigned long long> Settings::byteSize(std::string_view key) const {

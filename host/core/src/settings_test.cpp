@@ -76,6 +76,15 @@ TEST(Settings, ParsesDurations) {
   EXPECT_EQ(plain.duration("rescue_lease"), std::chrono::seconds(45));
 }
 
+TEST(Settings, ParseDurationOnItsOwn) {
+  EXPECT_EQ(parseDuration("20s"), std::chrono::seconds(20));
+  EXPECT_EQ(parseDuration("0s"), std::chrono::milliseconds(0));  // Settings::duration refuses it
+  EXPECT_EQ(parseDuration("1d"), std::chrono::hours(24));
+  EXPECT_EQ(parseDuration("1h30m"), std::nullopt);
+  EXPECT_EQ(parseDuration(""), std::nullopt);
+  EXPECT_EQ(parseDuration("-5s"), std::nullopt);
+}
+
 TEST(Settings, BadDurationNamesSettingAndSource) {
   const auto settings = Settings::resolve({}, {{"SYNCPOD_RESCUE_LEASE", "soon"}}, "");
   try {

@@ -26,6 +26,10 @@ const std::vector<SettingSpec>& settingSpecs();
 /// tree and an installation. Empty if the executable's location cannot be read.
 std::string defaultPluginDirectory();
 
+/// Parses a duration such as "250ms", "30s", "5m", "2h", "14d" or plain seconds ("45"); nullopt
+/// when it is not one. Zero is a duration here; Settings::duration() also refuses it.
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
+
 /// Resolved configuration: flags > environment > config file > default. Remembers where each
 /// value came from, so errors can say which source to fix. plugin_path defaults to
 /// defaultPluginDirectory().
