@@ -17,6 +17,7 @@
 
 #include "pg_test_support.hpp"
 #include "process.hpp"
+#include "workload_integration.hpp"
 #include "syncpod/core/job_queue.hpp"
 
 namespace syncpod::testing {
@@ -67,12 +68,7 @@ class BurstTest : public PgTest {
 
   core::IntegrationId integration(int n) {
     const auto id = createIntegration("burst-" + std::to_string(n));
-    const Json config = {
-        {"source", {{"plugin", "workload"}, {"config", {{"records", 3}, {"fetch_ms", 1000}}}}},
-        {"target", {{"plugin", "workload"}, {"config", {{"records", 0}}}}},
-        {"deletion_policy", "additive"},
-        {"streams", {{{"name", "items"}, {"source_stream", "items"}, {"target_stream", "items"},
-                      {"key", {"id"}}, {"fields", {{"id", "id"}, {"value", "value"}}}}}}};
+    const Json config = workloadIntegrationConfig({{"records", 3}, {"fetch_ms", 1000}});
     execute(target_, "UPDATE integrations SET config = '" + config.dump() +
                          "'::jsonb WHERE id = " + std::to_string(id));
     return id;

@@ -11,6 +11,7 @@
 
 #include "pg_test_support.hpp"
 #include "process.hpp"
+#include "workload_integration.hpp"
 #include "syncpod/core/job_queue.hpp"
 
 namespace syncpod::testing {
@@ -55,12 +56,7 @@ class WorkerTest : public PgTest {
   /// An integration from a workload source (`source` is its config) to a workload target.
   core::IntegrationId integration(const Json& source) {
     const auto id = createIntegration("work-" + std::to_string(++integrations_));
-    const Json config = {
-        {"source", {{"plugin", "workload"}, {"config", source}}},
-        {"target", {{"plugin", "workload"}, {"config", {{"records", 0}}}}},
-        {"deletion_policy", "additive"},
-        {"streams", {{{"name", "items"}, {"source_stream", "items"}, {"target_stream", "items"},
-                      {"key", {"id"}}, {"fields", {{"id", "id"}, {"value", "value"}}}}}}};
+    const Json config = workloadIntegrationConfig(source);
     execute(target_, "UPDATE integrations SET config = '" + config.dump() +
                          "'::jsonb WHERE id = " + std::to_string(id));
     return id;

@@ -67,7 +67,7 @@ TickReport LocalScaler::tick() {
       report.error = "cannot start a worker: " + error;
       break;
     }
-    running_.push_back({pid, core::Clock::now(), std::nullopt, ""});
+    running_.push_back({pid, core::Clock::now(), std::nullopt, false, ""});
     ++report.started;
   }
 
@@ -91,10 +91,10 @@ void LocalScaler::reap() {
       it = running_.erase(it);
       continue;
     }
-    if (it->kill_at && core::Clock::now() >= *it->kill_at) {
+    if (it->kill_at && !it->killed && core::Clock::now() >= *it->kill_at) {
       spdlog::warn("scaler: worker {} outlived its grace after SIGTERM; sending SIGKILL", it->pid);
       ::kill(it->pid, SIGKILL);
-      it->kill_at = core::Clock::now() + std::chrono::hours(24 * 365);  // once
+      it->killed = true;
     }
     ++it;
   }

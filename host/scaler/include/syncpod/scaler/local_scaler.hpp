@@ -86,6 +86,7 @@ class LocalScaler {
     pid_t pid = 0;
     core::TimePoint started;
     std::optional<core::TimePoint> kill_at;  ///< set once SIGTERM was sent
+    bool killed = false;                     ///< SIGKILL sent
     std::string stop_reason;                 ///< why it was stopped, "" when it ended by itself
   };
 
