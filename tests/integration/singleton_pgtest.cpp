@@ -72,9 +72,11 @@ TEST_F(SingletonTest, StandbyLeadsAfterTheLeaderIsKilledAndNoCronFireRepeats) {
   ASSERT_TRUE(eventually([&] { return scalar("SELECT policy FROM " + table("desired_pod_count")) == "seed"; }, 5s));
   EXPECT_EQ(scalar("SELECT count(*) FROM " + table("desired_pod_count")), "1");
   EXPECT_EQ(scalar("SELECT count FROM " + table("desired_pod_count")), "2");
-  ASSERT_TRUE(eventually([&] { return scalar("SELECT count(*) FROM " + table("cron_fires")) == "1"; }, 5s));
+  // At least one: when the test starts just before a whole minute, the next slot may already
+  // have fired too (the checks below allow for it).
+  ASSERT_TRUE(eventually([&] { return scalar("SELECT count(*) FROM " + table("cron_fires")) != "0"; }, 5s));
   EXPECT_TRUE(first->waitForOutput("desired_pod_count 2 (policy seed", 5s)) << first->output();
-  const auto first_fire = scalar("SELECT extract(epoch FROM fire_time)::bigint FROM " + table("cron_fires"));
+  const auto first_fire = scalar("SELECT min(extract(epoch FROM fire_time))::bigint FROM " + table("cron_fires"));
   EXPECT_EQ(std::stoll(first_fire) % 60, 0) << "a fire time is a whole minute";
 
   const auto killed_at = Steady::now();
