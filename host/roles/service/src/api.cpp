@@ -52,6 +52,39 @@ int nestingDepth(const std::string& text) {
   return deepest;
 }
 
+/// "/a/b~1c/0": a JSON Pointer (RFC 6901) from `path` and one more step.
+std::string pointerTo(const std::string& path, const std::string& step) {
+  std::string out = path + "/";
+  for (const char c : step.substr(0, 60)) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// Where in `json` a string or member name holds a NUL character, as a JSON Pointer; nullopt
+/// when none does. The recursion is as deep as the JSON, which was checked before.
+std::optional<std::string> nulCharacterAt(const Json& json, const std::string& path) {
+  if (json.is_string()) {
+    if (json.get_ref<const std::string&>().find('\0') != std::string::npos) return path;
+  } else if (json.is_object()) {
+    for (const auto& [name, value] : json.items()) {
+      if (name.find('\0') != std::string::npos) return pointerTo(path, name);
+      if (auto found = nulCharacterAt(value, pointerTo(path, name))) return found;
+    }
+  } else if (json.is_array()) {
+    for (std::size_t i = 0; i < json.size(); ++i) {
+      if (auto found = nulCharacterAt(json[i], pointerTo(path, std::to_string(i)))) return found;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Json parseJsonObject(const std::string& body, int max_depth) {
@@ -60,12 +93,9 @@ Json parseJsonObject(const std::string& body, int max_depth) {
     throw ApiError{400, "invalid_json",
                    "the JSON body is nested deeper than " + std::to_string(max_depth) + " levels"};
   }
+  Json json;
   try {
-    auto json = Json::parse(body);
-    if (!json.is_object()) {
-      throw ApiError{400, "invalid_json", std::string("the body must be a JSON object, not ") + json.type_name()};
-    }
-    return json;
+    json = Json::parse(body);
   } catch (const Json::parse_error& error) {
     // nlohmann's message names the byte offset and what it expected.
     std::string message = error.what();
@@ -74,7 +104,21 @@ Json parseJsonObject(const std::string& body, int max_depth) {
     }
     throw ApiError{400, "invalid_json", "the body is not valid JSON: " + message,
                    {{"byte", error.byte}}};
+  } catch (const Json::exception& error) {
+    // A number too large for a double ("1e999") is an out_of_range error, not a parse_error.
+    std::string message = error.what();
+    if (const auto bracket = message.find("] "); bracket != std::string::npos) message = message.substr(bracket + 2);
+    throw ApiError{400, "invalid_json", "the body is not valid JSON: " + message.substr(0, 200)};
   }
+  if (!json.is_object()) {
+    throw ApiError{400, "invalid_json", std::string("the body must be a JSON object, not ") + json.type_name()};
+  }
+  // PostgreSQL stores no NUL in text, nor \u0000 in jsonb: refused here, not by the database (a 500).
+  if (const auto at = nulCharacterAt(json, "")) {
+    throw ApiError{400, "invalid_json", "the body holds a NUL character (\\u0000) at " + *at + "; no field may hold one",
+                   {{"pointer", *at}}};
+  }
+  return json;
 }
 
 std::int64_t parseId(const std::string& text, const std::string& name) {

@@ -39,6 +39,27 @@ TEST(ParseJsonObject, SaysWhatIsWrong) {
   EXPECT_EQ(errorOf([] { parseJsonObject("[1]", 8); }).message, "the body must be a JSON object, not array");
 }
 
+TEST(ParseJsonObject, NumbersBeyondADoubleAreInvalidJson) {
+  for (const char* body : {R"({"a": 1e999})", R"({"a": -1E400})", R"({"a": [1.8e308]})"}) {
+    const auto error = errorOf([&] { parseJsonObject(body, 8); });
+    EXPECT_EQ(error.status, 400) << body;
+    EXPECT_EQ(error.code, "invalid_json") << body;
+    EXPECT_NE(error.message.find("number overflow"), std::string::npos) << error.message;
+  }
+  // Integers beyond 64 bits are read as doubles, which is fine.
+  EXPECT_TRUE(parseJsonObject(R"({"a": 123456789012345678901234567890})", 8)["a"].is_number_float());
+}
+
+TEST(ParseJsonObject, RefusesNulCharactersAndSaysWhere) {
+  const auto value = errorOf([] { parseJsonObject(R"({"keys": ["1", "a\u0000b"]})", 8); });
+  EXPECT_EQ(value.code, "invalid_json");
+  EXPECT_EQ(value.details["pointer"], "/keys/1");
+  EXPECT_NE(value.message.find("NUL"), std::string::npos) << value.message;
+  const auto name = errorOf([] { parseJsonObject(R"({"a/b": {"x\u0000": 1}})", 8); });
+  EXPECT_EQ(name.details["pointer"], std::string("/a~1b/x\0", 8));
+  EXPECT_EQ(parseJsonObject(R"({"a": "\u0001"})", 8)["a"], "\x01");
+}
+
 TEST(ParseJsonObject, RefusesDeepNestingBeforeParsing) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   const auto error = errorOf([&] { parseJsonObject("{\"a\": " + deep + "}", 32); });
