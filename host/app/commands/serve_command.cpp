@@ -95,6 +95,7 @@ service::ServiceOptions serviceOptions(const core::Settings& settings) {
   options.threads = static_cast<int>(settings.integer("http_threads", 1, 256));
   options.max_json_depth = static_cast<int>(settings.integer("http_max_json_depth", 1, 1000));
   options.read_timeout = settings.duration("http_read_timeout");
+  options.metrics_scan_interval = settings.duration("metrics_scan_interval");
   const auto body = settings.byteSize("http_max_body");
   if (!body || *body > (1ULL << 30)) {
     throw core::ConfigError("http_max_body (from " + settings.sourceOf("http_max_body") +
@@ -170,7 +171,7 @@ class ServeCommand final : public Command {
             "http_max_json_depth",
             "http_read_timeout", "scaling_policy",  "minimum_active_workers", "leader_lease_ttl",
             "leader_renew_interval", "change_poll_interval", "cleanup_interval", "retention",
-            "webhook_tolerance", "webhook_max_body"};
+            "webhook_tolerance", "webhook_max_body", "metrics_scan_interval"};
   }
 
   int run(const core::Settings& settings, const std::vector<std::string>&) override {

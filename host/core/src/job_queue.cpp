@@ -1156,7 +1156,7 @@ Result<std::optional<WorkerDetails>> JobQueue::findWorker(const WorkerId& id) {
   });
 }
 
-Result<QueueMetrics> JobQueue::metrics() {
+Result<QueueMetrics> JobQueue::metrics(bool whole_tables) {
   return impl_->inTransaction([&](pqxx::work& tx) {
     // One snapshot: the counts, the durations and the scaling row agree with each other.
     tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
@@ -1174,6 +1174,8 @@ Result<QueueMetrics> JobQueue::metrics() {
     for (const auto state : kAllWorkerStates) {
       metrics.workers[state] = counts[column++].as<long long>();
     }
+    metrics.scaling = toScaling(tx.exec1(kReadScaling));
+    if (!whole_tables) return metrics;
     for (const auto& row : tx.exec(kFinishedJobs)) {
       if (const auto state = parseJobState(row[0].c_str())) {
         metrics.jobs[*state] = row[1].as<long long>();
@@ -1194,7 +1196,6 @@ Result<QueueMetrics> JobQueue::metrics() {
       // Each bucket counts the attempts at or below its bound: this one and every one above.
       for (auto i = bucket; i < buckets; ++i) histogram.cumulative[i] += count;
     }
-    metrics.scaling = toScaling(tx.exec1(kReadScaling));
     return metrics;
   });
 }

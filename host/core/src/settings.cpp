@@ -150,6 +150,10 @@ const std::vector<SettingSpec>& settingSpecs() {
        "service: deepest JSON nesting accepted in a request body", false},
       {"http_read_timeout", "SYNCPOD_HTTP_READ_TIMEOUT", "10s",
        "service: how long a client may take to send a request", false},
+      {"metrics_scan_interval", "SYNCPOD_METRICS_SCAN_INTERVAL", "30s",
+       "service: how often /metrics may read the whole jobs and job_attempts tables (finished "
+       "jobs, attempt durations); in between it shows the last figures",
+       false},
       {"webhook_tolerance", "SYNCPOD_WEBHOOK_TOLERANCE", "5m",
        "service: how far a webhook's signed timestamp may be from the service's clock", false},
       {"webhook_max_body", "SYNCPOD_WEBHOOK_MAX_BODY", "256KiB",

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 #include "backend.hpp"
 #include "handlers.hpp"
+#include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
 namespace {
@@ -184,13 +186,46 @@ std::string renderMetrics(const HttpMetrics& http, const core::Result<core::Queu
   return out.take();
 }
 
+core::Result<core::QueueMetrics> WholeTableMetricsCache::read(core::JobQueue& queue) {
+  const auto figures_state = [&] {
+    std::lock_guard lock(mutex_);
+    const bool have = figures_.has_value();
+    return std::pair{have, have && std::chrono::steady_clock::now() - figures_->read_at < max_age_};
+  };
+  // Old figures are read again by one scrape at a time; the others meanwhile show the old
+  // ones, and wait for that scrape only when there are none at all yet.
+  std::unique_lock refreshing(refreshing_, std::try_to_lock);
+  if (!refreshing.owns_lock() && !figures_state().first) refreshing.lock();
+  const bool read_whole_tables = refreshing.owns_lock() && !figures_state().second;
+  if (!read_whole_tables && refreshing.owns_lock()) refreshing.unlock();
+  auto metrics = queue.metrics(read_whole_tables);
+  if (!metrics) return metrics;
+  std::lock_guard lock(mutex_);
+  if (read_whole_tables) {
+    Figures figures;
+    for (const auto& [state, count] : metrics->jobs) {
+      if (state != core::JobState::Queued && state != core::JobState::Running) {
+        figures.finished_jobs[state] = count;
+      }
+    }
+    figures.attempt_durations = metrics->attempt_durations;
+    figures.read_at = std::chrono::steady_clock::now();
+    figures_ = std::move(figures);
+  } else if (figures_) {
+    for (const auto& [state, count] : figures_->finished_jobs) metrics->jobs[state] = count;
+    metrics->attempt_durations = figures_->attempt_durations;
+  }
+  return metrics;
+}
+
 void addMetricsRoute(Router& router, const RouteContext& context) {
   const auto& http = context.http;
   // No token: scrapers get one. Query parameters are ignored, since scrape configs may add
   // some. A database that cannot be read still gets an answer, with the HTTP counters and
   // syncpod_database_up 0, so that the outage shows in Prometheus instead of a failed scrape.
-  router.add("GET", "/metrics", std::nullopt, [&http](ApiRequest&, Backend& backend) {
-    auto queue = backend.queue().metrics();
+  auto cache = std::make_shared<WholeTableMetricsCache>(context.options.metrics_scan_interval);
+  router.add("GET", "/metrics", std::nullopt, [&http, cache](ApiRequest&, Backend& backend) {
+    auto queue = cache->read(backend.queue());
     if (!queue) spdlog::warn("/metrics: cannot read the database: {}", queue.error().message);
     ApiResponse response;
     response.headers["Content-Type"] = kMetricsContentType;

@@ -1,9 +1,11 @@
 #pragma once
 // Private to the service role: /metrics in the Prometheus text format (version 0.0.4).
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -37,6 +39,31 @@ class HttpMetrics {
  private:
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, std::uint64_t> counts_;
+};
+
+/// Keeps what /metrics reads from whole tables (finished jobs per state, attempt durations)
+/// for `max_age`, so that however often scrapers come (/metrics needs no token), each service
+/// process reads those tables at most once per max_age. Thread-safe.
+class WholeTableMetricsCache {
+ public:
+  explicit WholeTableMetricsCache(std::chrono::milliseconds max_age) : max_age_(max_age) {}
+
+  /// The queue's metrics: the small tables read now, the whole-table figures from the cache
+  /// or, when they are older than max_age, read now with the rest. While another scrape reads
+  /// them, this one takes the previous figures rather than waiting for it.
+  core::Result<core::QueueMetrics> read(core::JobQueue& queue);
+
+ private:
+  struct Figures {
+    std::map<core::JobState, long long> finished_jobs;
+    std::map<std::string, core::DurationHistogram> attempt_durations;
+    std::chrono::steady_clock::time_point read_at;
+  };
+
+  const std::chrono::milliseconds max_age_;
+  std::mutex refreshing_;  ///< held by the one scrape that reads the whole tables
+  mutable std::mutex mutex_;
+  std::optional<Figures> figures_;
 };
 
 /// Content type of renderMetrics()' document.

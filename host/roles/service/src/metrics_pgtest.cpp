@@ -185,6 +185,38 @@ TEST_F(MetricsTest, GaugesFollowTheDatabase) {
   EXPECT_GE(document.value("syncpod_queue_oldest_due_job_age_seconds").value_or(-1), 1000);
 }
 
+TEST_F(MetricsTest, WholeTablesAreReadAtMostOncePerScanInterval) {
+  options_.metrics_scan_interval = std::chrono::hours(1);
+  startService(target_);
+  core::JobQueue queue(target_);
+  core::EnqueueRequest request;
+  request.integration_id = createIntegration("a");
+  const auto job = must(queue.enqueue(request)).id;
+  auto document = scrape();
+  EXPECT_EQ(jobs(document, "queued"), 1);
+  EXPECT_EQ(jobs(document, "succeeded"), 0);
+
+  const auto worker = must(queue.registerWorker({1, "1.0.0", "pod-a", 1}));
+  const auto claimed = must(queue.claim(worker, 1));
+  ASSERT_EQ(claimed.size(), 1U);
+  ASSERT_TRUE(must(queue.complete(worker, core::Completion{job, claimed[0].attempt})).accepted);
+  // The small tables are read by every scrape; finished jobs and attempts wait for the interval.
+  document = scrape();
+  EXPECT_EQ(jobs(document, "queued"), 0);
+  EXPECT_EQ(jobs(document, "running"), 0);
+  EXPECT_EQ(workers(document, "INACTIVE"), 1);
+  EXPECT_EQ(jobs(document, "succeeded"), 0);
+  EXPECT_EQ(
+      document.value("syncpod_job_attempt_duration_seconds_count", {{"outcome", "succeeded"}}), 0);
+
+  // A new service process reads them at its first scrape.
+  startService(target_);
+  document = scrape();
+  EXPECT_EQ(jobs(document, "succeeded"), 1);
+  EXPECT_EQ(
+      document.value("syncpod_job_attempt_duration_seconds_count", {{"outcome", "succeeded"}}), 1);
+}
+
 TEST_F(MetricsTest, HttpRequestsAreCountedByRoutePattern) {
   expectError(call("GET", "/api/v1/jobs/1", core::TokenScope::Read), 404, "not_found");
   expectError(call("GET", "/api/v1/jobs/2", core::TokenScope::Read), 404, "not_found");

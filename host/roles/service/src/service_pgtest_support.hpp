@@ -54,15 +54,21 @@ class ServiceFixture : public syncpod::testing::PgTest {
     PgTest::TearDown();
   }
 
-  /// (Re)starts the service on `target`, on a free port.
-  void startService(const core::DatabaseTarget& target) {
-    service_.reset();
+  /// The test service's options; startService() uses them as they are then.
+  static ServiceOptions testOptions() {
     ServiceOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
     options.threads = 2;
     options.max_body_bytes = 4096;
-    service_ = std::make_unique<Service>(target, options, testPlugins());
+    options.metrics_scan_interval = std::chrono::milliseconds(0);  // every scrape reads all
+    return options;
+  }
+
+  /// (Re)starts the service on `target`, on a free port.
+  void startService(const core::DatabaseTarget& target) {
+    service_.reset();
+    service_ = std::make_unique<Service>(target, options_, testPlugins());
     service_->start();
   }
 
@@ -91,6 +97,7 @@ class ServiceFixture : public syncpod::testing::PgTest {
     EXPECT_TRUE(reply.body["error"]["details"].is_object()) << reply.text;
   }
 
+  ServiceOptions options_ = testOptions();
   std::unique_ptr<Service> service_;
   std::map<core::TokenScope, std::string> secrets_;
 };

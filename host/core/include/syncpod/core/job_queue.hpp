@@ -205,8 +205,9 @@ class JobQueue {
   /// statements. Queued and running jobs, workers and the scaling row come from small tables;
   /// counting finished jobs reads all of `jobs`, and the durations all of `job_attempts` (no
   /// index can cover jobs.state: claims and completions must stay HOT updates).
-  /// docs/operations.md#metrics has the cost.
-  Result<QueueMetrics> metrics();
+  /// docs/operations.md#metrics has the cost. With `whole_tables` false those two are not
+  /// read: the finished states count 0 and attempt_durations stays empty.
+  Result<QueueMetrics> metrics(bool whole_tables = true);
 
   // --- workers ---------------------------------------------------------------------------
 

@@ -32,6 +32,9 @@ struct ServiceOptions {
   std::chrono::seconds webhook_tolerance{300};
   /// Webhook deliveries with a larger body are refused with 413 (max_body_bytes still applies).
   std::size_t webhook_max_body_bytes = 256 * 1024;
+  /// /metrics reads the whole `jobs` and `job_attempts` tables (finished jobs, attempt
+  /// durations) at most this often; in between it shows the figures of the last read.
+  std::chrono::milliseconds metrics_scan_interval{std::chrono::seconds(30)};
 };
 
 /// The REST API (docs/api.md): an HTTP server on its own threads. start() returns once it
