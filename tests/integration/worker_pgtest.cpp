@@ -100,10 +100,19 @@ class WorkerTest : public PgTest {
   }
 
   /// How each attempt of the job ended, by its events: "attempt 1 ended: retry attempt 2 …".
+  /// How the job's attempts ended, from its events: "attempt 1 ended: rescued attempt 2 …".
   std::string ends(JobId job) {
-    return queryScalar(target_, "SELECT string_agg(substring(message FROM '^attempt [0-9]+ ended: [a-z]+'), ' ' "
-                                "ORDER BY id) FROM " + target_.schema + ".job_events WHERE kind = 'state' "
-                                "AND message LIKE '% ended: %' AND job_id = " + std::to_string(job));
+    core::JobQueue queue(target_);
+    auto events = queue.events(job, 0, 1000);
+    if (!events) return "cannot read the events: " + events.error().message;
+    std::string text;
+    for (const auto& event : *events) {
+      const auto end = event.message.find(" ended: ");
+      if (event.kind != "state" || end == std::string::npos) continue;
+      const auto outcome_end = event.message.find_first_not_of("abcdefghijklmnopqrstuvwxyz", end + 8);
+      text += (text.empty() ? "" : " ") + event.message.substr(0, outcome_end);
+    }
+    return text;
   }
 
   std::string workerState(pid_t pid) {

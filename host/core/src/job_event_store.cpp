@@ -84,9 +84,21 @@ const char* levelName(syncpod_log_level level) {
 }  // namespace
 
 std::string readSql() {
-  return "SELECT id, attempt, " + pg::epochMicros("at") +
-         ", kind, level, message, data::text FROM job_events "
-         "WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+  // An attempt's end is read from its job_attempts row (migration 0008); the message reads
+  // like the attempt history: "attempt 2 ended: retry: <error>; job queued".
+  return "SELECT id, attempt, " + pg::epochMicros("at") + R"SQL(, kind, level, message, data
+FROM ((SELECT id, attempt, at, kind, level, message, data::text
+       FROM job_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3)
+      UNION ALL
+      SELECT a.event_id, a.attempt, a.finished_at, 'state',
+             CASE WHEN a.outcome = 'succeeded' THEN 'info' WHEN a.job_state = 'failed' THEN 'error'
+                  ELSE 'warn' END,
+             'attempt ' || a.attempt || ' ended: ' || a.outcome || coalesce(': ' || a.error, '') ||
+               CASE WHEN a.job_state <> a.outcome THEN '; job ' || a.job_state ELSE '' END,
+             jsonb_build_object('outcome', a.outcome, 'state', a.job_state, 'error', a.error)::text
+      FROM job_attempts a WHERE a.job_id = $1 AND a.event_id > $2) AS e
+ORDER BY id LIMIT $3
+)SQL";
 }
 
 JobEvent fromRow(const pqxx::row& row) {
@@ -99,21 +111,6 @@ JobEvent fromRow(const pqxx::row& row) {
   event.message = row[5].as<std::string>();
   if (!row[6].is_null()) event.data_json = row[6].as<std::string>();
   return event;
-}
-
-std::string recordEndsSql(std::string_view ended) {
-  // The message reads like the attempt history: "attempt 2 ended: retry: <error>; job queued".
-  return R"SQL(
-  INSERT INTO job_events (job_id, attempt, kind, level, message, data)
-  SELECT e.job_id, e.attempt, 'state',
-         CASE WHEN e.outcome = 'succeeded' THEN 'info' WHEN e.state = 'failed' THEN 'error'
-              ELSE 'warn' END,
-         'attempt ' || e.attempt || ' ended: ' || e.outcome || coalesce(': ' || e.error, '') ||
-           CASE WHEN e.state <> e.outcome THEN '; job ' || e.state ELSE '' END,
-         jsonb_build_object('outcome', e.outcome, 'state', e.state, 'error', e.error)
-  FROM ()SQL" +
-         std::string(ended) + R"SQL() AS e(job_id, attempt, outcome, state, error)
-)SQL";
 }
 
 std::string deleteForJobsSql(std::string_view jobs) {

@@ -18,16 +18,11 @@
 namespace syncpod::core::job_events {
 
 /// $1 job, $2 after (an event id), $3 limit → the job's events in id order: id, attempt, at
-/// (epoch microseconds), kind, level, message, data (text or NULL). Prepared by JobQueue.
+/// (epoch microseconds), kind, level, message, data (text or NULL). Prepared by JobQueue. The
+/// end of each attempt comes from its job_attempts row, which the queue's completion and
+/// rescue statements write with the job's new state: visible together, whatever ended it.
 std::string readSql();
 JobEvent fromRow(const pqxx::row& row);
-
-/// The body of a CTE that records the end of attempts as `state` events, one per row of
-/// `ended`: a SELECT of (job id, attempt, outcome, job state after it, error or NULL). The
-/// queue's completion and rescue statements use it, so an attempt's end becomes visible in
-/// the same transaction as the job's new state, whatever ended it (its runner, a crash, a
-/// rescue).
-std::string recordEndsSql(std::string_view ended);
 
 /// The body of a CTE that deletes the events of the jobs whose ids `jobs` (a SELECT) yields.
 std::string deleteForJobsSql(std::string_view jobs);

@@ -168,7 +168,7 @@ TEST_F(JobEventsTest, AStoreThatFailsNeverFailsTheJob) {
   const auto job = runningJob();
   auto connection = pg::connect(target_);
   std::mutex mutex;
-  execute(target_, "DROP TABLE job_events");
+  execute(target_, "ALTER TABLE job_events RENAME TO job_events_gone");
   JobEventOptions options;
   options.flush_interval = 10ms;
   job_events::Writer writer(*connection, mutex, job, options);
@@ -234,6 +234,25 @@ TEST_F(JobEventsTest, TheQueueRecordsHowEachAttemptEnded) {
   EXPECT_EQ(page[0].id, written[1].id);
   EXPECT_TRUE(events(job.id, written[2].id).empty());
   EXPECT_TRUE(events(999999).empty());
+}
+
+TEST_F(JobEventsTest, EndsWrittenAsEventRowsBeforeMigration8ReadAsBefore) {
+  // Before 0008 an attempt's end was a job_events row, and its job_attempts row had no event
+  // id; such a job's events are read once each, in order, with the ends that came after.
+  auto job = runningJob();
+  const auto id = std::to_string(job.id);
+  execute(target_, "INSERT INTO job_attempts (job_id, attempt, outcome, error, event_id) VALUES (" +
+                       id + ", 1, 'retry', 'timed out', NULL); "
+                       "INSERT INTO job_events (job_id, attempt, kind, level, message) VALUES (" +
+                       id + ", 1, 'state', 'warn', 'attempt 1 ended: retry: timed out; job queued')");
+  execute(target_, "UPDATE jobs SET attempt = 2 WHERE id = " + id);
+  job.attempt = 2;
+  must(queue_->complete(worker_, Completion{job.id, job.attempt}), "complete");
+  const auto written = events(job.id);
+  ASSERT_EQ(written.size(), 2U);
+  EXPECT_EQ(written[0].message, "attempt 1 ended: retry: timed out; job queued");
+  EXPECT_EQ(written[1].message, "attempt 2 ended: succeeded");
+  EXPECT_LT(written[0].id, written[1].id);
 }
 
 TEST_F(JobEventsTest, EventsGoWithTheirJobs) {

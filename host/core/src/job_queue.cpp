@@ -220,10 +220,8 @@ WITH input AS (
   UPDATE job_lanes l SET running_job_id = NULL
   FROM done d WHERE l.integration_id = d.integration_id AND l.running_job_id = d.id
 ), history AS (
-  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
-  SELECT id, attempt, $1::uuid, claimed_at, outcome, error FROM done
-), ended AS ()SQL" +
-    job_events::recordEndsSql("SELECT id, attempt, outcome, state, error FROM done") + R"SQL(
+  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error, job_state)
+  SELECT id, attempt, $1::uuid, claimed_at, outcome, error, state FROM done
 )SQL" + requeueAndNotify("$6");
 
 // $1: worker id. Unknown worker, or one cleanup marked TERMINATED (gone) → no row. Its running jobs are found through the lanes, the
@@ -300,10 +298,8 @@ WITH lost AS (
   UPDATE job_lanes l SET running_job_id = NULL
   FROM done d WHERE l.integration_id = d.integration_id AND l.running_job_id = d.id
 ), history AS (
-  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error)
-  SELECT id, attempt, old_worker, claimed_at, 'rescued', reason FROM done
-), ended AS ()SQL" +
-    job_events::recordEndsSql("SELECT id, attempt, 'rescued', state, reason FROM done") + R"SQL(
+  INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome, error, job_state)
+  SELECT id, attempt, old_worker, claimed_at, 'rescued', reason, state FROM done
 )SQL" + requeueAndNotify("$2");
 
 const std::string kRegisterWorker = R"SQL(
