@@ -63,4 +63,17 @@ core::ScaledJobSettings scaledJobSettings(const core::Settings& settings) {
   return job;
 }
 
+std::optional<std::string> terminatingGraceTooShort(const core::Settings& settings) {
+  // The grace exists so that the singleton lowers desired_pod_count before KEDA's next poll
+  // sees the worker gone; shorter, KEDA would start a replacement for a worker it still counts.
+  const auto grace = settings.duration("terminating_grace");
+  const auto needed =
+      settings.duration("scale_interval") + settings.duration("keda_polling_interval");
+  if (grace >= needed) return std::nullopt;
+  return "terminating_grace " + std::to_string(grace.count()) + " ms (from " +
+         settings.sourceOf("terminating_grace") + ") must be at least scale_interval + " +
+         "keda_polling_interval = " + std::to_string(needed.count()) +
+         " ms, so desired_pod_count drops before KEDA sees the worker end";
+}
+
 }  // namespace syncpod::app

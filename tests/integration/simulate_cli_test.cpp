@@ -118,5 +118,83 @@ TEST_F(SimulateCli, ErrorsSayWhatWasWrong) {
       << result.errors;
 }
 
+TEST_F(SimulateCli, ATraceWithOnlyAHeaderHasNoJobs) {
+  const auto trace = directory_ / "empty.csv";
+  std::ofstream(trace) << "arrival_s,duration_s\n# nothing today\n";
+  const auto result = simulate({"--trace=" + trace.string()});
+  EXPECT_EQ(result.exit_code, 78);
+  EXPECT_TRUE(contains(result.errors, "the trace " + trace.string() + " has no jobs"))
+      << result.errors;
+}
+
+TEST_F(SimulateCli, ReadsATraceSavedWithAByteOrderMark) {
+  const auto trace = directory_ / "excel.csv";
+  std::ofstream(trace) << "\xEF\xBB\xBF"
+                          "arrival_s,duration_s\n18000,60\n";
+  const auto result = simulate({"--trace=" + trace.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.errors;
+  EXPECT_EQ(figures(result.output, "jobs (finished)"), "1") << result.output;
+}
+
+TEST_F(SimulateCli, TheBurstTimeIsATimeOfDayWithOrWithoutATrace) {
+  const auto trace = directory_ / "day.csv";
+  std::ofstream(trace) << "arrival_s,duration_s\n18000,60\n";
+  for (const auto& jobs : {std::string("--burst=10"), "--trace=" + trace.string()}) {
+    const auto result = simulate({jobs, "--burst-at=29:00"});
+    EXPECT_EQ(result.exit_code, 78) << jobs;
+    EXPECT_TRUE(contains(result.errors,
+                         "--burst-at: expected a time of day from 00:00 to 23:59, not '29:00'"))
+        << jobs << ": " << result.errors;
+  }
+}
+
+TEST_F(SimulateCli, RefusesASampleIntervalThatWouldKeepTooManySamples) {
+  auto result = simulate({"--burst=10", "--sample=10ms"});
+  EXPECT_EQ(result.exit_code, 78);
+  EXPECT_TRUE(contains(result.errors,
+                       "--sample: 10ms over the 24h 00m simulated would keep more "
+                       "than 1000000 samples; give --sample=87ms or more"))
+      << result.errors;
+
+  result = simulate({"--burst=10", "--sample=87ms"});
+  EXPECT_EQ(result.exit_code, 0) << result.errors;
+}
+
+/// Without --sample, a long trace gets a coarser series rather than an error. Hourly ticks keep
+/// 700 simulated days quick.
+TEST_F(SimulateCli, RaisesTheDefaultSampleIntervalForALongTraceAndSaysSo) {
+  const auto trace = directory_ / "years.csv";
+  std::ofstream(trace) << "arrival_s,duration_s\n0,60\n60480000,60\n";
+  const auto result =
+      simulate({"--trace=" + trace.string()}, {{"SYNCPOD_SCALE_INTERVAL", "1h"},
+                                               {"SYNCPOD_KEDA_POLLING_INTERVAL", "1h"},
+                                               {"SYNCPOD_TERMINATING_GRACE", "2h"}});
+  EXPECT_EQ(result.exit_code, 0) << result.errors;
+  EXPECT_TRUE(contains(result.output, "note:     sampling every 61s rather than the default 1m"))
+      << result.output;
+  EXPECT_EQ(figures(result.output, "jobs (finished)"), "2") << result.output;
+}
+
+/// A trace longer than --days is simulated to its last arrival, not given up on a week after
+/// the last day.
+TEST_F(SimulateCli, RunsATraceToItsLastArrival) {
+  const auto trace = directory_ / "late.csv";
+  std::ofstream(trace) << "arrival_s,duration_s\n0,60\n864000,60\n";  // the second at day 10
+  const auto result = simulate({"--trace=" + trace.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.errors;
+  EXPECT_EQ(figures(result.output, "jobs (finished)"), "2") << result.output;
+  EXPECT_FALSE(contains(result.output, "never")) << result.output;
+}
+
+TEST_F(SimulateCli, NotesATerminatingGraceServeWouldRefuse) {
+  const auto result = simulate({"--burst=10"}, {{"SYNCPOD_TERMINATING_GRACE", "5s"}});
+  EXPECT_EQ(result.exit_code, 0) << result.errors;
+  EXPECT_TRUE(contains(result.output,
+                       "note:     terminating_grace 5000 ms (from SYNCPOD_TERMINATING_GRACE) must "
+                       "be at least scale_interval + keda_polling_interval = 20000 ms"))
+      << result.output;
+  EXPECT_TRUE(contains(result.output, "serve refuses this, simulated anyway")) << result.output;
+}
+
 }  // namespace
 }  // namespace syncpod::testing

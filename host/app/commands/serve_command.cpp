@@ -59,17 +59,7 @@ worker::WorkerOptions workerOptions(const core::Settings& settings) {
   options.events.max_log_lines =
       static_cast<int>(settings.integer("job_event_log_lines", 0, 100000));
 
-  // The grace exists so that the singleton lowers desired_pod_count before KEDA's next poll
-  // sees the worker gone; shorter, KEDA would start a replacement for a worker it still counts.
-  const auto scale_interval = settings.duration("scale_interval");
-  const auto keda_interval = settings.duration("keda_polling_interval");
-  if (options.terminating_grace < scale_interval + keda_interval) {
-    throw core::ConfigError(
-        "terminating_grace " + std::to_string(options.terminating_grace.count()) + " ms (from " +
-        settings.sourceOf("terminating_grace") + ") must be at least scale_interval + " +
-        "keda_polling_interval = " + std::to_string((scale_interval + keda_interval).count()) +
-        " ms, so desired_pod_count drops before KEDA sees the worker end");
-  }
+  if (const auto problem = terminatingGraceTooShort(settings)) throw core::ConfigError(*problem);
   if (options.lease < 2 * options.heartbeat_interval) {
     throw core::ConfigError("rescue_lease (from " + settings.sourceOf("rescue_lease") +
                             ") must be at least twice heartbeat_interval (from " +

@@ -72,6 +72,10 @@ std::pair<SimTime, SimTime> window(const std::string& name, const std::string& t
   return {timeOfDay(name, text.substr(0, dash)), timeOfDay(name, text.substr(dash + 1))};
 }
 
+/// The longest time series a run keeps up to its horizon: each sample is a few dozen bytes in
+/// memory and a line of the CSV.
+constexpr long long kMaxSamples = 1000000;
+
 /// `run.csv` → `run-seed.csv` when more than one policy writes.
 std::string outputPath(const std::string& path, const std::string& policy, bool several) {
   if (!several) return path;
@@ -140,8 +144,8 @@ class SimulateCommand final : public Command {
          "file"},
         {"burst", "generate a cron burst of this many jobs, one per integration (default 0)", "n"},
         {"burst-at",
-         "time of day of the burst (default 05:00); with --trace, jobs arriving in that minute are "
-         "the burst",
+         "time of day of the burst, 00:00 to 23:59 (default 05:00); with --trace, jobs arriving in "
+         "that minute are the burst",
          "hh:mm"},
         {"daytime-jobs",
          "generate this many jobs a day, Poisson arrivals in the daytime window (default 0)", "n"},
@@ -162,7 +166,10 @@ class SimulateCommand final : public Command {
         {"svg", "write a chart of workers and queue to this SVG file", "file"},
         {"chart-window", "draw only this part of the run, e.g. 04:30-09:00 (default: all of it)",
          "hh:mm-hh:mm"},
-        {"sample", "time-series resolution (default 60s)", "duration"},
+        {"sample",
+         "time-series resolution (default 60s, raised for runs that would keep more than "
+         "1000000 samples)",
+         "duration"},
         {"write-trace", "write the jobs simulated as a trace to this file", "file"},
     };
   }
@@ -181,7 +188,8 @@ class SimulateCommand final : public Command {
                    "--daytime-jobs or --night-jobs; see `syncpod simulate --help`\n";
       return 64;
     }
-    const auto options = simulationOptions(settings);
+    auto options = simulationOptions(settings);
+    const auto sample_note = fitSampleInterval(options, workload);
     std::vector<core::ScalingPolicy> policies = {options.scaling.policy};
     if (const auto policy = given("policy")) {
       if (*policy == "both") {
@@ -212,11 +220,10 @@ class SimulateCommand final : public Command {
         setting(options.terminating_grace);
     std::cout << "jobs:     " << workload.description << "\nsettings: " << scaling << "\n          "
               << workers << "\n";
-    if (options.terminating_grace < options.scale_interval + job.polling_interval) {
-      std::cout << "note:     terminating_grace is below scale_interval + keda_polling_interval: "
-                   "serve refuses this, and KEDA may start a replacement for a worker still "
-                   "counted\n";
+    if (const auto problem = terminatingGraceTooShort(settings)) {
+      std::cout << "note:     " << *problem << "; serve refuses this, simulated anyway\n";
     }
+    if (sample_note) std::cout << "note:     " << *sample_note << '\n';
     std::cout << '\n';
 
     std::vector<simulator::Summary> summaries;
@@ -255,13 +262,6 @@ class SimulateCommand final : public Command {
     }
     simulator::printSummaries(std::cout, summaries);
     for (const auto& file : written) std::cout << "wrote " << file << '\n';
-    for (const auto& summary : summaries) {
-      if (summary.finished < summary.jobs) {
-        std::cout
-            << summary.policy << ": " << summary.jobs - summary.finished
-            << " job(s) never finished: no worker ran them within a week after the last day\n";
-      }
-    }
     return 0;
   }
 
@@ -272,9 +272,20 @@ class SimulateCommand final : public Command {
     return found->second;
   }
 
+  /// --burst-at, a time of day whether the burst is generated or found in a trace.
+  std::optional<SimTime> burstAt() const {
+    const auto text = given("burst-at");
+    if (!text) return std::nullopt;
+    const auto time = timeOfDay("burst-at", *text);
+    if (time >= std::chrono::hours(24)) {
+      throw core::ConfigError("--burst-at: expected a time of day from 00:00 to 23:59, not '" +
+                              *text + "'");
+    }
+    return time;
+  }
+
   simulator::Workload loadWorkload() const {
-    std::optional<SimTime> burst_at;
-    if (const auto text = given("burst-at")) burst_at = timeOfDay("burst-at", *text);
+    const auto burst_at = burstAt();
     if (const auto trace = given("trace")) {
       for (const char* generator : {"burst", "daytime-jobs", "night-jobs", "daytime",
                                     "integrations", "duration-median", "duration-sigma", "seed"}) {
@@ -283,7 +294,10 @@ class SimulateCommand final : public Command {
                                   " generates jobs; with --trace the jobs are the trace's");
         }
       }
-      return simulator::readTrace(*trace, burst_at);
+      auto workload = simulator::readTrace(*trace, burst_at);
+      if (workload.jobs.empty())
+        throw simulator::TraceError("the trace " + *trace + " has no jobs");
+      return workload;
     }
     simulator::GeneratorOptions generator;
     if (burst_at) generator.burst_at = *burst_at;
@@ -335,6 +349,27 @@ class SimulateCommand final : public Command {
       days = static_cast<int>(wholeNumber("days", *text, 1, 366));
     options.horizon = std::chrono::hours(24) * days;
     return options;
+  }
+
+  /// Keeps the time series within kMaxSamples up to the horizon: refuses a --sample below that,
+  /// and raises the default to whole seconds instead, returning a note that says so.
+  std::optional<std::string> fitSampleInterval(simulator::SimulationOptions& options,
+                                               const simulator::Workload& workload) const {
+    const auto horizon = simulator::horizonOf(workload, options);
+    const auto least = std::chrono::milliseconds((horizon.count() + kMaxSamples - 1) / kMaxSamples);
+    if (options.sample_interval >= least) return std::nullopt;
+    const auto span = simulator::formatSeconds(std::chrono::duration<double>(horizon).count());
+    if (const auto text = given("sample")) {
+      throw core::ConfigError("--sample: " + *text + " over the " + span +
+                              " simulated would keep more than " + std::to_string(kMaxSamples) +
+                              " samples; give --sample=" + setting(least) + " or more");
+    }
+    const auto raised = std::chrono::ceil<std::chrono::seconds>(least);
+    const auto note = "sampling every " + setting(raised) + " rather than the default " +
+                      setting(options.sample_interval) + ", so that the " + span +
+                      " simulated keep at most " + std::to_string(kMaxSamples) + " samples";
+    options.sample_interval = raised;
+    return note;
   }
 
   std::map<std::string, std::string> switches_;

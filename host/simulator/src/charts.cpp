@@ -204,15 +204,16 @@ void timeAxis(Svg& svg, const Frame& pods, const Frame& jobs) {
 }  // namespace
 
 void writeTimeSeriesCsv(std::ostream& out, const SimulationResult& result) {
-  out << "t_s,time,desired_pod_count,pods,starting,active,retired,terminating,queued_jobs,"
-         "runnable_jobs,running_jobs\n";
+  out << "t_s,time,desired_pod_count,keda_max_scale,pods,starting,active,retired,terminating,"
+         "queued_jobs,runnable_jobs,running_jobs\n";
   for (const auto& s : result.samples) {
     const auto ms = s.time.count();
     out << ms / 1000;
     if (ms % 1000 != 0) out << '.' << std::to_string(1000 + ms % 1000).substr(1);
-    out << ',' << formatTimeOfDay(s.time) << ',' << s.desired_pod_count << ',' << s.pods << ','
-        << s.starting << ',' << s.active << ',' << s.retired << ',' << s.terminating << ','
-        << s.queued_jobs << ',' << s.runnable_jobs << ',' << s.running_jobs << '\n';
+    out << ',' << formatTimeOfDay(s.time) << ',' << s.desired_pod_count << ',' << s.keda_max_scale
+        << ',' << s.pods << ',' << s.starting << ',' << s.active << ',' << s.retired << ','
+        << s.terminating << ',' << s.queued_jobs << ',' << s.runnable_jobs << ',' << s.running_jobs
+        << '\n';
   }
 }
 
@@ -223,10 +224,7 @@ void writeSvgChart(std::ostream& out, const SimulationResult& result, const Char
     from = SimTime(0);
     to = std::max(result.end, SimTime(1));
   }
-  const int max_replicas = result.options.scaled_job.max_replicas;
-  const auto target = [max_replicas](const Sample& s) {
-    return static_cast<double>(std::min(s.desired_pod_count, max_replicas));
-  };
+  const auto target = [](const Sample& s) { return static_cast<double>(s.keda_max_scale); };
 
   int pods_max = 1;
   int jobs_max = 1;
@@ -321,8 +319,8 @@ void writeSvgChart(std::ostream& out, const SimulationResult& result, const Char
   x = legendItem(svg, x, kPodsTop - 10, "retired", kRetired, false);
   x = legendItem(svg, x, kPodsTop - 10, "terminating", kTerminating, false);
   x = legendItem(svg, x, kPodsTop - 10, "starting", kStarting, false);
-  legendItem(svg, x, kPodsTop - 10, "KEDA's target: min(desired_pod_count, maxReplicaCount)",
-             kTarget, true, true);
+  legendItem(svg, x, kPodsTop - 10, "KEDA's target: maxScale at its last poll", kTarget, true,
+             true);
   x = kLeft + 100;
   x = legendItem(svg, x, kJobsTop - 10, "queued", kQueued, false);
   legendItem(svg, x, kJobsTop - 10, "running", kRunning, true);

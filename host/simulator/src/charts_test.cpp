@@ -26,8 +26,8 @@ TEST(Charts, TheCsvHasOneLinePerSample) {
   std::string line;
   std::getline(lines, line);
   EXPECT_EQ(line,
-            "t_s,time,desired_pod_count,pods,starting,active,retired,terminating,queued_jobs,"
-            "runnable_jobs,running_jobs");
+            "t_s,time,desired_pod_count,keda_max_scale,pods,starting,active,retired,terminating,"
+            "queued_jobs,runnable_jobs,running_jobs");
   std::size_t rows = 0;
   bool saw_burst = false;
   while (std::getline(lines, line)) {
@@ -62,6 +62,25 @@ TEST(Charts, AWindowOutsideTheRunDrawsTheWholeRun) {
   std::ostringstream out;
   writeSvgChart(out, result, {"t", "s", 30h, 31h});
   EXPECT_NE(out.str().find(">00:00<"), std::string::npos);
+}
+
+/// The dashed line is the maxScale KEDA computed, which with targetQueryValue or
+/// minReplicaCount set is not min(desired_pod_count, maxReplicaCount).
+TEST(Charts, TheTargetLineIsKedasMaxScale) {
+  SimulationResult result;
+  result.options.scaled_job.max_replicas = 10;
+  result.end = 1h;
+  result.samples = {
+      {.time = 0s, .desired_pod_count = 12, .keda_max_scale = 3, .pods = 1, .active = 1},
+      {.time = 30min, .desired_pod_count = 12, .keda_max_scale = 3, .pods = 3, .active = 3},
+      {.time = 1h, .desired_pod_count = 12, .keda_max_scale = 3, .pods = 3, .active = 3}};
+  std::ostringstream out;
+  writeSvgChart(out, result, {"t", "s", {}, {}});
+  const auto svg = out.str();
+  // The pods' axis goes up to the target, 3, and not to 10.
+  EXPECT_NE(svg.find(">3</text>"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find(">10</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find("KEDA's target: maxScale"), std::string::npos);
 }
 
 }  // namespace

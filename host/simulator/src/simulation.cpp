@@ -14,15 +14,21 @@ namespace {
 
 enum class Kind { PodReady, JobEnd, Retire, Exit, SingletonTick, KedaPoll, Arrival, Sample };
 
-/// What runs first at one instant (see simulate()).
+/// What runs first at one instant (see simulate()). Retiring comes before the other workers'
+/// events: a job ending at a worker's retirement must not be handed to that worker, since the
+/// real worker checks its active period before it claims.
 int rankOf(Kind kind) {
   switch (kind) {
-    case Kind::SingletonTick: return 1;
-    case Kind::KedaPoll: return 2;
-    case Kind::Arrival: return 3;
-    case Kind::Sample: return 4;
-    default: return 0;
+    case Kind::Retire: return 0;
+    case Kind::PodReady:
+    case Kind::JobEnd:
+    case Kind::Exit: return 1;
+    case Kind::SingletonTick: return 2;
+    case Kind::KedaPoll: return 3;
+    case Kind::Arrival: return 4;
+    case Kind::Sample: return 5;
   }
+  return 5;
 }
 
 struct Event {
@@ -57,6 +63,7 @@ class Model {
           "simulate: active_period must be above 0, terminating_grace and pod start not below 0");
     }
     result_.options = options;
+    result_.horizon = horizonOf(workload, options);
     result_.jobs.resize(workload.jobs.size());
   }
 
@@ -68,11 +75,11 @@ class Model {
     schedule(SimTime(0), Kind::KedaPoll);
     schedule(SimTime(0), Kind::Sample);
 
-    const SimTime give_up = options_.horizon + options_.give_up_after;
+    const SimTime give_up = result_.horizon + options_.give_up_after;
     while (!events_.empty()) {
       const SimTime next = events_.top().time;
       if (finished_ == workload_.jobs.size()) {
-        result_.end = std::max(options_.horizon, last_end_);
+        result_.end = std::max(result_.horizon, last_end_);
         if (next > result_.end) break;
       } else if (next > give_up) {
         result_.end = give_up;
@@ -233,6 +240,7 @@ class Model {
     const auto unfinished = static_cast<int>(live_.size());
     const auto decision =
         core::decideScaledJob(static_cast<double>(desired_), unfinished, options_.scaled_job);
+    max_scale_ = static_cast<int>(decision.max_scale);
     for (int i = 0; i < decision.start; ++i) createPod();
     result_.peak_pods = std::max(result_.peak_pods, static_cast<int>(live_.size()));
     schedule(now_ + options_.scaled_job.polling_interval, Kind::KedaPoll);
@@ -242,6 +250,7 @@ class Model {
     Sample sample;
     sample.time = now_;
     sample.desired_pod_count = desired_;
+    sample.keda_max_scale = max_scale_;
     sample.pods = static_cast<int>(live_.size());
     for (const auto pod : live_) {
       switch (pods_[pod].state) {
@@ -275,12 +284,19 @@ class Model {
   std::set<std::pair<std::size_t, std::int64_t>> runnable_;
   int queued_ = 0;
   int running_ = 0;
-  int desired_ = 0;  ///< desired_pod_count starts at 0 until the singleton computes it
+  int desired_ = 0;    ///< desired_pod_count starts at 0 until the singleton computes it
+  int max_scale_ = 0;  ///< of KEDA's last poll
   std::size_t finished_ = 0;
   SimTime last_end_{0};
 };
 
 }  // namespace
+
+SimTime horizonOf(const Workload& workload, const SimulationOptions& options) {
+  SimTime horizon = options.horizon;
+  for (const auto& job : workload.jobs) horizon = std::max(horizon, job.arrival);
+  return horizon;
+}
 
 SimulationResult simulate(const Workload& workload, const SimulationOptions& options) {
   return Model(workload, options).run();

@@ -114,6 +114,61 @@ TEST(Simulation, ARetiredWorkerFinishesItsJobThenTerminates) {
   EXPECT_EQ(pod.exited, 20s + 2h + 25s);
 }
 
+/// A job ending at the very instant another worker's active period ends must not go to that
+/// worker: the real one retires before it claims. Worked by hand (active_period 60 s):
+///   0 s   X (integration 1, 90 s) arrives; KEDA starts pod 0
+///  20 s   pod 0 registers and claims X (X ends at 110 s); the singleton asks for 2
+///  21 s   Y (integration 1, 60 s) arrives and queues behind X
+///  30 s   KEDA starts pod 1; it registers at 50 s and retires at 110 s
+/// 110 s   pod 1 retires with nothing to do, then X ends and Y could start: no ACTIVE worker
+/// 135 s   both pods have exited; KEDA starts pod 2, which registers at 155 s and claims Y
+TEST(Simulation, AWorkerRetiresBeforeItClaimsAtTheSameInstant) {
+  auto settings = options();
+  settings.scaling.minimum_active_workers = 0;
+  settings.active_period = 1min;
+  settings.horizon = 10min;
+  const auto result = simulate(jobs({{0s, 90s, 1, false}, {21s, 60s, 1, false}}), settings);
+  ASSERT_TRUE(result.complete);
+  ASSERT_GE(result.pods.size(), 3u);
+  EXPECT_EQ(result.pods[1].ready, 50s);
+  EXPECT_EQ(result.pods[1].retired, 110s);
+  EXPECT_EQ(result.pods[1].terminating, 110s);
+  EXPECT_EQ(result.pods[1].jobs_run, 0);
+  EXPECT_EQ(result.jobs[0].ended, 110s);
+  EXPECT_EQ(result.pods[2].created, 135s);
+  EXPECT_EQ(result.jobs[1].started, 155s);
+  EXPECT_EQ(result.jobs[1].pod, 2);
+}
+
+/// Whole seconds everywhere, and jobs as long as the active period or a multiple of half of it,
+/// so that job ends, arrivals and retirements keep falling on the same instants.
+TEST(Simulation, NoJobStartsOnAWorkerThatRetiresAtThatInstant) {
+  for (int step = 1; step <= 12; ++step) {
+    std::vector<SimJob> list;
+    for (int i = 0; i < 300; ++i) {
+      const auto arrival = SimTime(5000 * ((i * step * 7) % 1440));
+      list.push_back({arrival, 30s * (1 + (i * step) % 4), 1 + (i * 13) % (3 + step), false});
+    }
+    std::stable_sort(list.begin(), list.end(),
+                     [](const SimJob& a, const SimJob& b) { return a.arrival < b.arrival; });
+    const auto workload = jobs(list);
+    for (const auto policy : {core::ScalingPolicy::Seed, core::ScalingPolicy::QueueAware}) {
+      auto settings = options(policy);
+      settings.active_period = 1min;
+      settings.horizon = 2h;
+      const auto result = simulate(workload, settings);
+      ASSERT_TRUE(result.complete);
+      for (std::size_t i = 0; i < workload.jobs.size(); ++i) {
+        const auto& outcome = result.jobs[i];
+        const auto& pod = result.pods[static_cast<std::size_t>(outcome.pod)];
+        ASSERT_LT(*outcome.started, pod.retired.value_or(result.end + 1ms))
+            << "step " << step << ", job " << i << " on pod " << outcome.pod << " at "
+            << formatTimeOfDay(*outcome.started);
+      }
+    }
+  }
+}
+
 TEST(Simulation, EveryJobRunsOnceAndNoWaitIsNegative) {
   const auto workload = fieldDay(3, 150, 1500);
   for (const auto policy : {core::ScalingPolicy::Seed, core::ScalingPolicy::QueueAware}) {
@@ -265,7 +320,54 @@ TEST(Simulation, GivesUpWhenNoWorkerEverStarts) {
   EXPECT_FALSE(result.complete);
   EXPECT_EQ(result.end, 2h);
   EXPECT_TRUE(result.pods.empty());
-  EXPECT_EQ(summarize(jobs({{10min, 1min, 1, false}}), result).finished, 0);
+  const auto summary = summarize(jobs({{10min, 1min, 1, false}}), result);
+  EXPECT_EQ(summary.finished, 0);
+  // The job waited from its arrival until the run gave up, at least.
+  EXPECT_EQ(summary.never_started, 1);
+  EXPECT_EQ(summary.wait_p50_s, 110 * 60);
+  EXPECT_EQ(summary.wait_max_s, 110 * 60);
+  EXPECT_EQ(summary.worker_wait_max_s, 110 * 60);
+}
+
+/// The count KEDA aims at is what decideScaledJob says, not a copy of its arithmetic: with a
+/// target of 2 per pod and one pod always kept, maxScale is ceil(q / 2), capped at max - min.
+TEST(Simulation, SamplesKeepKedasMaxScale) {
+  auto settings = options(core::ScalingPolicy::QueueAware);
+  settings.scaled_job.target_query_value = 2;
+  settings.scaled_job.min_replicas = 1;
+  settings.scaled_job.max_replicas = 4;
+  settings.sample_interval = 5s;
+  settings.horizon = 1h;
+  std::vector<SimJob> list;
+  for (int i = 0; i < 40; ++i) list.push_back({10min, 10min, 1 + i, false});
+  const auto result = simulate(jobs(list), settings);
+  ASSERT_TRUE(result.complete);
+  int highest = 0;
+  for (const auto& sample : result.samples) {
+    // KEDA polls every 15 s, the singleton every 5 s: compare at KEDA's instants only.
+    if (sample.time % 15s != 0s) continue;
+    const auto expected =
+        core::decideScaledJob(static_cast<double>(sample.desired_pod_count), 0, settings.scaled_job)
+            .max_scale;
+    ASSERT_EQ(sample.keda_max_scale, expected) << "at " << formatTimeOfDay(sample.time);
+    highest = std::max(highest, sample.keda_max_scale);
+  }
+  EXPECT_EQ(highest, 3);  // max - min, though desired_pod_count went far above 4
+  EXPECT_GT(result.peak_desired_pod_count, 8);
+}
+
+/// A trace's late arrivals stretch the horizon: the run does not give up before they come.
+TEST(Simulation, TheHorizonCoversTheLastArrival) {
+  auto settings = options();
+  settings.horizon = 24h;
+  settings.give_up_after = 1h;
+  const auto workload = jobs({{1h, 1min, 1, false}, {24h * 10, 1min, 2, false}});
+  EXPECT_EQ(horizonOf(workload, settings), 24h * 10);
+  const auto result = simulate(workload, settings);
+  EXPECT_TRUE(result.complete);
+  EXPECT_EQ(result.horizon, 24h * 10);
+  EXPECT_TRUE(result.jobs[1].ended);
+  EXPECT_EQ(horizonOf(jobs({{1h, 1min, 1, false}}), settings), 24h);
 }
 
 TEST(Simulation, RunsADayOfTenThousandJobs) {

@@ -123,6 +123,10 @@ Workload parseTrace(std::istream& in, const std::string& name, std::optional<Sim
   };
   while (std::getline(in, line)) {
     ++line_number;
+    // Spreadsheets save CSV as UTF-8 with a byte order mark, which would otherwise show as an
+    // invisible character in front of the header.
+    constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+    if (line_number == 1 && line.starts_with(kByteOrderMark)) line.erase(0, kByteOrderMark.size());
     const auto text = trim(line);
     if (text.empty() || text.front() == '#') continue;
     const auto fields = splitFields(text);

@@ -43,6 +43,19 @@ TEST(Trace, ReadsJobsWithTheirIntegrationsInOrderOfArrival) {
   EXPECT_EQ(workload.description, "trace.csv (2 jobs)");
 }
 
+TEST(Trace, SkipsAByteOrderMark) {
+  const auto workload = parse(
+      "\xEF\xBB\xBF"
+      "arrival_s,duration_s\n0,5\n");
+  ASSERT_EQ(workload.jobs.size(), 1u);
+  EXPECT_EQ(workload.jobs[0].duration, 5s);
+  // Only in front of the header: anywhere else it is not part of a number.
+  const auto message = traceError(
+      "arrival_s,duration_s\n\xEF\xBB\xBF"
+      "0,5\n");
+  EXPECT_NE(message.find("trace.csv:2: arrival_s"), std::string::npos) << message;
+}
+
 TEST(Trace, WithoutAnIntegrationColumnEveryJobHasItsOwn) {
   const auto workload = parse("arrival_s,duration_s\n0,5\n0,5\n0,5\n");
   std::set<std::int64_t> integrations;

@@ -9,8 +9,8 @@
 
 namespace syncpod::simulator {
 
-/// Header `t_s,time,desired_pod_count,pods,starting,active,retired,terminating,queued_jobs,
-/// runnable_jobs,running_jobs`, then one line per sample.
+/// Header `t_s,time,desired_pod_count,keda_max_scale,pods,starting,active,retired,terminating,
+/// queued_jobs,runnable_jobs,running_jobs`, then one line per sample.
 void writeTimeSeriesCsv(std::ostream& out, const SimulationResult& result);
 
 struct ChartOptions {
@@ -22,8 +22,8 @@ struct ChartOptions {
 };
 
 /// A self-contained SVG (no scripts, no fonts to fetch): above, the worker pods stacked by state
-/// with the count KEDA aims at, min(desired_pod_count, maxReplicaCount); below, the queued and
-/// the running jobs. The time axis is labelled with the time of day.
+/// with the count KEDA aims at, the maxScale of its last poll; below, the queued and the running
+/// jobs. The time axis is labelled with the time of day.
 void writeSvgChart(std::ostream& out, const SimulationResult& result, const ChartOptions& options);
 
 }  // namespace syncpod::simulator

@@ -28,7 +28,8 @@ struct SimulationOptions {
   std::chrono::milliseconds pod_start{std::chrono::seconds(20)};
   /// Time-series resolution.
   std::chrono::milliseconds sample_interval{std::chrono::seconds(60)};
-  /// Simulate at least until then, and on until every job has finished.
+  /// Simulate at least until then (or the last arrival, if later: horizonOf()), and on until
+  /// every job has finished.
   SimTime horizon{std::chrono::hours(24)};
   /// Stop this long after the horizon even with jobs left (settings that never start a worker).
   std::chrono::milliseconds give_up_after{std::chrono::hours(24 * 7)};
@@ -68,7 +69,10 @@ struct JobOutcome {
 struct Sample {
   SimTime time{0};
   int desired_pod_count = 0;  ///< as last computed by the singleton
-  int pods = 0;               ///< unfinished pods (what KEDA counts)
+  /// KEDA's maxScale at its last poll: the unfinished pods it starts new ones up to (while its
+  /// trigger is active), as decideScaledJob computed it.
+  int keda_max_scale = 0;
+  int pods = 0;  ///< unfinished pods (what KEDA counts)
   int starting = 0;
   int active = 0;
   int retired = 0;
@@ -83,6 +87,8 @@ struct SimulationResult {
   std::vector<JobOutcome> jobs;  ///< in the workload's order
   std::vector<PodLife> pods;     ///< in order of creation
   std::vector<Sample> samples;   ///< every sample_interval from 0 up to `end`
+  /// horizonOf() the workload: the same for every policy, so figures cut there compare.
+  SimTime horizon{0};
   /// Where the run stopped: the horizon, or the end of the last job if later.
   SimTime end{0};
   bool complete = false;  ///< every job finished (false only when it gave up)
@@ -95,8 +101,9 @@ struct SimulationResult {
 
 /// Runs `workload` on simulated time. Deterministic: the same inputs give the same result.
 ///
-/// At one instant, events run in this order: workers' own (a pod registers, a job ends, a
-/// worker retires or exits), the singleton's tick, KEDA's poll, job arrivals, the sample. So the
+/// At one instant, events run in this order: workers whose active period ends retire (the real
+/// worker checks its period before it claims), then workers' other events (a pod registers, a
+/// job ends, a worker exits), the singleton's tick, KEDA's poll, job arrivals, the sample. So the
 /// singleton and KEDA see a job arriving at their instant only at their next one, as the
 /// singleton's cron jobs, enqueued after the count is written, are seen at its next tick.
 /// Whenever a job arrives or a slot or lane frees, ACTIVE workers claim queued jobs at once
@@ -104,5 +111,9 @@ struct SimulationResult {
 /// most one running job per integration. Throws std::invalid_argument for an interval or period
 /// that is not above 0 (pod start and grace may be 0).
 SimulationResult simulate(const Workload& workload, const SimulationOptions& options);
+
+/// Where a run of `workload` simulates at least until: options.horizon, or the last arrival if
+/// later, so that no job arrives after the run gave up.
+SimTime horizonOf(const Workload& workload, const SimulationOptions& options);
 
 }  // namespace syncpod::simulator

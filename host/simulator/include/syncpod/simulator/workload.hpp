@@ -39,10 +39,11 @@ class TraceError : public core::StartupError {
 };
 
 /// Reads a trace: CSV with a header `arrival_s,duration_s` or `arrival_s,duration_s,integration`,
-/// then one job per line (seconds as decimals, integration a positive integer). Blank lines and
-/// lines starting with '#' are skipped. Without an integration column every job has its own.
-/// Jobs arriving in [burst_at, burst_at + 1 min) of any day are marked as the burst when
-/// `burst_at` is given. `name` is used in messages. Throws TraceError naming `name` and the line.
+/// then one job per line (seconds as decimals, integration a positive integer). A UTF-8 byte
+/// order mark, blank lines and lines starting with '#' are skipped. Without an integration column
+/// every job has its own. Jobs arriving in [burst_at, burst_at + 1 min) of any day are marked as
+/// the burst when `burst_at` is given. `name` is used in messages. Throws TraceError naming `name`
+/// and the line.
 Workload parseTrace(std::istream& in, const std::string& name,
                     std::optional<SimTime> burst_at = std::nullopt);
 /// parseTrace() on a file; TraceError also when it cannot be opened.
