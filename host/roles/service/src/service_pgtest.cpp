@@ -2,16 +2,11 @@
 
 #include <sstream>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "api.hpp"
-#include "pg_test_support.hpp"
+#include "service_pgtest_support.hpp"
 #include "syncpod/core/api_tokens.hpp"
 #include "syncpod/core/errors.hpp"
 #include "syncpod/core/job_queue.hpp"
@@ -25,60 +20,16 @@ namespace {
 
 using syncpod::testing::execute;
 
-const core::PluginRegistry& plugins() {
-  static const auto registry = core::PluginRegistry::load({SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so"});
-  return registry;
-}
+const core::PluginRegistry& plugins() { return testing::testPlugins(); }
 
-struct Reply {
-  int status = 0;
-  Json body;
-  std::string text;
-  std::map<std::string, std::string> headers;
-};
+using testing::Reply;
 
-class ServiceTest : public syncpod::testing::PgTest {
+class ServiceTest : public testing::ServiceFixture {
  protected:
   void SetUp() override {
-    PgTest::SetUp();
-    ServiceOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.threads = 2;
-    options.max_body_bytes = 4096;
-    options.webhook_max_body_bytes = 1024;
-    options.webhook_tolerance = std::chrono::seconds(300);
-    service_ = std::make_unique<Service>(target_, options, plugins());
-    service_->start();
-    core::TokenStore tokens(target_);
-    for (const auto scope : {core::TokenScope::Read, core::TokenScope::Write, core::TokenScope::Admin}) {
-      auto created = tokens.create(std::string(core::toString(scope)), scope);
-      ASSERT_TRUE(created) << created.error().message;
-      secrets_[scope] = created->secret;
-    }
-  }
-
-  void TearDown() override {
-    service_.reset();
-    PgTest::TearDown();
-  }
-
-  Reply call(const std::string& method, const std::string& path, std::optional<core::TokenScope> scope,
-             const std::string& body = "", const std::map<std::string, std::string>& headers = {}) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(service_->port()));
-    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    if (scope) request.set("Authorization", "Bearer " + secrets_.at(*scope));
-    for (const auto& [name, value] : headers) request.set(name, value);
-    request.setContentLength(static_cast<std::streamsize>(body.size()));
-    session.sendRequest(request) << body;
-    Poco::Net::HTTPResponse response;
-    auto& stream = session.receiveResponse(response);
-    Reply reply;
-    reply.status = static_cast<int>(response.getStatus());
-    Poco::StreamCopier::copyToString(stream, reply.text);
-    for (const auto& [name, value] : response) reply.headers[name] = value;
-    reply.body = Json::parse(reply.text, nullptr, false);
-    return reply;
+    options_.webhook_max_body_bytes = 1024;
+    options_.webhook_tolerance = std::chrono::seconds(300);
+    ServiceFixture::SetUp();
   }
 
   core::JobId enqueue() {
@@ -112,15 +63,6 @@ class ServiceTest : public syncpod::testing::PgTest {
                                                       target_.schema + ".integrations WHERE id = " + std::to_string(id));
   }
 
-  static void expectError(const Reply& reply, int status, const std::string& code) {
-    EXPECT_EQ(reply.status, status) << reply.text;
-    EXPECT_EQ(reply.body["error"]["code"], code) << reply.text;
-    EXPECT_TRUE(reply.body["error"]["message"].is_string()) << reply.text;
-    EXPECT_TRUE(reply.body["error"]["details"].is_object()) << reply.text;
-  }
-
-  std::unique_ptr<Service> service_;
-  std::map<core::TokenScope, std::string> secrets_;
   core::IntegrationId integration_ = 0;
 };
 

@@ -73,10 +73,12 @@ class ServiceFixture : public syncpod::testing::PgTest {
   }
 
   Reply call(const std::string& method, const std::string& path,
-             std::optional<core::TokenScope> scope, const std::string& body = "") {
+             std::optional<core::TokenScope> scope, const std::string& body = "",
+             const std::map<std::string, std::string>& headers = {}) {
     Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(service_->port()));
     Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     if (scope) request.set("Authorization", "Bearer " + secrets_.at(*scope));
+    for (const auto& [name, value] : headers) request.set(name, value);
     request.setContentLength(static_cast<std::streamsize>(body.size()));
     session.sendRequest(request) << body;
     Poco::Net::HTTPResponse response;
