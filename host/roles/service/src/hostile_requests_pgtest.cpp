@@ -1004,9 +1004,10 @@ class Runner {
                              " bytes was answered " + std::to_string(answer.status));
     }
     if (answer.body.empty()) {
-      // Only the HTTP layer's own refusals (a request it cannot parse) come without a body.
-      if (answer.status >= 400 && probe.well_framed && !probe.head) {
-        fail(tally, probe, "a well-framed request got a " + std::to_string(answer.status) + " without a body");
+      // Every refusal has the error shape, a request the HTTP layer cannot read too; only the
+      // answer to a HEAD has no body.
+      if (answer.status >= 400 && !probe.head) {
+        fail(tally, probe, "a " + std::to_string(answer.status) + " without a body");
       }
       return;
     }
@@ -1292,6 +1293,53 @@ TEST_F(HostileRequestsTest, TheRestOfARefusedBodyIsNotReadAsARequest) {
     EXPECT_NE(connection.receive(milliseconds(10000)).outcome, Answer::Outcome::Answered);
   }
   EXPECT_EQ(jobCount(), "1");
+}
+
+TEST_F(HostileRequestsTest, RequestsTheHttpLayerCannotReadGetTheErrorShapeAndTheConnectionCloses) {
+  const std::string start = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  // Poco's limits: field names of 256 bytes, 100 fields.
+  std::string fields;
+  for (int i = 0; i <= 100; ++i) fields += "X-Field-" + std::to_string(i) + ": 1\r\n";
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {"a garbage request line", "NOT_HTTP_BUT_A_LINE_WITHOUT_SPACES_LONGER_THAN_A_METHOD\r\n\r\n"},
+      {"a header line without a colon", start + "Content-Length\r\n\r\n"},
+      {"a header field name over the limit", start + std::string(300, 'N') + ": 1\r\n\r\n"},
+      {"more header fields than the limit", start + fields + "\r\n"},
+  };
+  for (const auto& [what, bytes] : requests) {
+    SCOPED_TRACE(what);
+    RawConnection connection(service_->port());
+    ASSERT_TRUE(connection.send(bytes));
+    const auto answer = connection.receive(milliseconds(10000));
+    expectError(answer, 400, "bad_request");
+    EXPECT_TRUE(answer.closes());
+    const auto json = Json::parse(answer.body, nullptr, false);
+    if (isErrorShape(json)) {
+      const auto message = json["error"]["message"].get<std::string>();
+      EXPECT_TRUE(message.find("could not be read") != std::string::npos) << message;
+    }
+    const auto next = connection.receive(milliseconds(10000));
+    EXPECT_TRUE(next.outcome == Answer::Outcome::Closed || next.outcome == Answer::Outcome::Reset)
+        << toString(next.outcome);
+  }
+  // Counted like any request that matched no route, its method unknown.
+  const auto metrics = exchange("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_NE(metrics.body.find("syncpod_http_requests_total{route=\"unmatched\",method=\"other\",status=\"400\"} 4\n"),
+            std::string::npos)
+      << metrics.body;
+}
+
+TEST_F(HostileRequestsTest, AHeaderThatStopsArrivingIsATimeout) {
+  // Nothing at all: closed without an answer.
+  RawConnection silent(service_->port());
+  ASSERT_TRUE(silent.connected());
+  EXPECT_EQ(silent.receive(milliseconds(10000)).outcome, Answer::Outcome::Closed);
+  for (const std::string cut : {"GET /heal", "GET /healthz HTTP/1.1\r\nHost: 127"}) {
+    SCOPED_TRACE(cut);
+    const auto answer = exchange(cut);
+    expectError(answer, 408, "timeout");
+    EXPECT_TRUE(answer.closes());
+  }
 }
 
 TEST_F(HostileRequestsTest, HugeNumbersAndNulCharactersInJsonAre400s) {

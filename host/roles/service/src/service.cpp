@@ -7,9 +7,6 @@
 
 #include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPFixedLengthStream.h>
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
@@ -17,11 +14,14 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/SharedPtr.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 #include <spdlog/spdlog.h>
 
 #include "backend.hpp"
+#include "connection.hpp"
 #include "handlers.hpp"
 #include "metrics.hpp"
 #include "router.hpp"
@@ -190,18 +190,18 @@ void send(Poco::Net::HTTPServerResponse& out, const ApiResponse& response) {
   out.send() << text;
 }
 
-class RequestHandler final : public Poco::Net::HTTPRequestHandler {
+class ApiRequestHandler final : public RequestHandler {
  public:
-  RequestHandler(const Router& router, BackendPool& pool, const ServiceOptions& options,
-                 HttpMetrics& metrics)
+  ApiRequestHandler(const Router& router, BackendPool& pool, const ServiceOptions& options,
+                    HttpMetrics& metrics)
       : router_(router), pool_(pool), options_(options), metrics_(metrics) {}
 
-  void handleRequest(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
+  void handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
     ApiResponse response;
     std::string route;
     bool body_read = false;
     try {
-      response = handle(in, route, body_read);
+      response = respond(in, route, body_read);
     } catch (const ApiError& error) {
       response = errorResponse(error);
     } catch (const Poco::Exception& error) {
@@ -219,6 +219,17 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
                    response.status);
     // Whatever is left of an unread body would be read as the next request on the connection.
     if (!body_read) out.setKeepAlive(false);
+    answer(out, response);
+  }
+
+  /// A request the connection could not read: no route, no method known.
+  void refuse(const ApiError& error, Poco::Net::HTTPServerResponse& out) override {
+    metrics_.count(HttpMetrics::kUnmatched, "", error.status);
+    answer(out, errorResponse(error));
+  }
+
+ private:
+  static void answer(Poco::Net::HTTPServerResponse& out, const ApiResponse& response) {
     try {
       send(out, response);
     } catch (const Poco::Exception& error) {
@@ -226,12 +237,11 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
     }
   }
 
- private:
   static std::string pathOf(const std::string& uri) { return uri.substr(0, uri.find('?')); }
 
   /// Sets `route` to the route pattern as soon as the path is known, and `body_read` once the
   /// body has been read to its end.
-  ApiResponse handle(Poco::Net::HTTPServerRequest& in, std::string& route, bool& body_read) {
+  ApiResponse respond(Poco::Net::HTTPServerRequest& in, std::string& route, bool& body_read) {
     if (const auto problem = framingProblem(in); !problem.empty()) throw ApiError{400, "bad_request", problem};
     // Poco ends a header at the end of the connection as if its empty line had come, so a
     // request cut inside its header looks complete, and without its Content-Length it looks
@@ -271,22 +281,6 @@ class RequestHandler final : public Poco::Net::HTTPRequestHandler {
   HttpMetrics& metrics_;
 };
 
-class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  HandlerFactory(const Router& router, BackendPool& pool, const ServiceOptions& options,
-                 HttpMetrics& metrics)
-      : router_(router), pool_(pool), options_(options), metrics_(metrics) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new RequestHandler(router_, pool_, options_, metrics_);
-  }
-
- private:
-  const Router& router_;
-  BackendPool& pool_;
-  const ServiceOptions& options_;
-  HttpMetrics& metrics_;
-};
-
 }  // namespace
 
 class Service::Impl {
@@ -313,19 +307,22 @@ class Service::Impl {
       throw core::StartupError("cannot listen on " + options_.host + ":" +
                                std::to_string(options_.port) + ": " + error.displayText());
     }
-    auto* params = new Poco::Net::HTTPServerParams;
+    Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
     params->setMaxThreads(options_.threads);
     params->setMaxQueued(options_.max_queued);
     params->setTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(options_.read_timeout.count()) * 1000));
     params->setKeepAlive(true);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(
-        new HandlerFactory(router_, pool_, options_, metrics_), *socket_, params);
+    connections_ = new ConnectionFactory(handler_, params);
+    server_ = std::make_unique<Poco::Net::TCPServer>(connections_, *socket_, params);
     server_->start();
     spdlog::info("service listening on {}:{}", options_.host, port());
   }
 
   void stop() {
-    if (server_) server_->stopAll(true);
+    if (server_) {
+      server_->stop();
+      connections_->stopAll();
+    }
     server_.reset();
   }
 
@@ -335,8 +332,10 @@ class Service::Impl {
   BackendPool pool_;
   HttpMetrics metrics_;
   Router router_;
+  ApiRequestHandler handler_{router_, pool_, options_, metrics_};
   std::unique_ptr<Poco::Net::ServerSocket> socket_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  Poco::SharedPtr<ConnectionFactory> connections_;
+  std::unique_ptr<Poco::Net::TCPServer> server_;
 };
 
 Service::Service(core::DatabaseTarget target, ServiceOptions options, const core::PluginRegistry& plugins)

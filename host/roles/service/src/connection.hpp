@@ -1,0 +1,65 @@
+#pragma once
+// Private to the service role: the server side of HTTP/1.1 connections. Poco's HTTPServer
+// answers a request it cannot read with a bare 400, or closes the connection without a word;
+// these connections answer it like any other bad request, in the API's error shape.
+
+#include <mutex>
+#include <set>
+
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
+
+#include "api.hpp"
+
+namespace Poco::Net {
+class HTTPServerRequest;
+class HTTPServerResponse;
+}  // namespace Poco::Net
+
+namespace syncpod::service {
+
+/// Answers the requests the connections read. Called on the connections' threads, several at
+/// once.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+
+  /// Answers a request whose header has been read; its body has not been.
+  virtual void handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) = 0;
+
+  /// Answers a request that could not be read with `error`. `out` says `Connection: close`:
+  /// the connection is closed after it.
+  virtual void refuse(const ApiError& error, Poco::Net::HTTPServerResponse& out) = 0;
+};
+
+class Connection;
+
+/// Makes the connections of a Poco::Net::TCPServer. A connection reads requests as Poco's
+/// HTTPServer does, with the timeouts and keep-alive limits of `params`.
+class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  /// `handler` must outlive the connections.
+  ConnectionFactory(RequestHandler& handler, Poco::Net::HTTPServerParams::Ptr params);
+
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override;
+
+  /// Ends every connection, at once: one waiting for a request closes, one being answered
+  /// loses its socket, so its answer is not sent. Call after TCPServer::stop(), which stops
+  /// new ones (as HTTPServer::stopAll(true) does).
+  void stopAll();
+
+ private:
+  friend class Connection;
+  /// Registers a connection for its lifetime, so that stopAll() reaches it; false when the
+  /// server has stopped already.
+  bool add(Connection& connection);
+  void remove(Connection& connection);
+
+  RequestHandler& handler_;
+  Poco::Net::HTTPServerParams::Ptr params_;
+  std::mutex mutex_;
+  std::set<Connection*> open_;
+  bool stopped_ = false;
+};
+
+}  // namespace syncpod::service
