@@ -289,9 +289,15 @@ bool ConnectionFactory::add(Connection& connection) {
   return !stopped_;
 }
 
+bool ConnectionFactory::awaitAllEnded(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  return ended_.wait_for(lock, limit, [&] { return open_.empty(); });
+}
+
 void ConnectionFactory::remove(Connection& connection) {
   std::lock_guard lock(mutex_);
   open_.erase(&connection);
+  ended_.notify_all();
 }
 
 }  // namespace syncpod::service

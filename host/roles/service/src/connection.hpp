@@ -3,6 +3,8 @@
 // answers a request it cannot read with a bare 400, or closes the connection without a word;
 // these connections answer it like any other bad request, in the API's error shape.
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 
@@ -48,6 +50,10 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
   /// new ones (as HTTPServer::stopAll(true) does).
   void stopAll();
 
+  /// Waits until every connection has ended (their handlers returned), at most `limit`; false
+  /// when some are still running then.
+  bool awaitAllEnded(std::chrono::milliseconds limit);
+
  private:
   friend class Connection;
   /// Registers a connection for its lifetime, so that stopAll() reaches it; false when the
@@ -58,6 +64,7 @@ class ConnectionFactory final : public Poco::Net::TCPServerConnectionFactory {
   RequestHandler& handler_;
   Poco::Net::HTTPServerParams::Ptr params_;
   std::mutex mutex_;
+  std::condition_variable ended_;  ///< a connection ended
   std::set<Connection*> open_;
   bool stopped_ = false;
 };

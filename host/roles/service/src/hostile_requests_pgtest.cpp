@@ -1269,7 +1269,8 @@ TEST_F(HostileRequestsTest, AmbiguousFramingIsRefusedAndTheConnectionClosed) {
   for (const std::string headers : {"Content-Length: 2\r\nContent-Length: 3\r\n", "Content-Length: 2\r\nContent-Length: 2\r\n",
                                     "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n",
                                     "Transfer-Encoding: gzip\r\n", "Transfer-Encoding: chunked, gzip\r\n",
-                                    "Content-Length: +2\r\n"}) {
+                                    "Content-Length: +2\r\n", "Content-Length : 2\r\n",
+                                    "Content-Length\t: 2\r\n"}) {
     SCOPED_TRACE(headers);
     const auto answer = exchange(post(syncsPath(), headers, "{}"));
     expectError(answer, 400, "bad_request");

@@ -34,12 +34,39 @@ namespace {
 /// of several Content-Length headers, and chunked over a Content-Length beside it; a proxy in
 /// front may choose otherwise and see another request than the service does (request
 /// smuggling), so such requests are refused instead (RFC 9112 §6.3).
+constexpr const char* kTokenCharacters =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+
+/// At most 40 bytes of `text`, with bytes outside printable ASCII as \xNN.
+std::string escapedExcerpt(const std::string& text) {
+  std::string out;
+  for (const char byte : text.substr(0, 40)) {
+    const auto c = static_cast<unsigned char>(byte);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
 std::string framingProblem(const Poco::Net::HTTPServerRequest& in) {
   int lengths = 0;
   int encodings = 0;
   std::string length;
   std::string encoding;
   for (const auto& [name, value] : in) {
+    // RFC 9112 §5.1: a field name is a token, with no whitespace before its colon; a server
+    // must refuse it, or "Content-Length : 5" would be a header of another name to it and a
+    // length to a proxy in front.
+    if (name.empty() || name.find_first_not_of(kTokenCharacters) != std::string::npos) {
+      return "the header field name '" + escapedExcerpt(name) +
+             "' is not a token (letters, digits and !#$%&'*+-.^_`|~, nothing else)";
+    }
     if (Poco::icompare(name, "Content-Length") == 0) {
       ++lengths;
       length = value;
@@ -172,7 +199,7 @@ std::string readBody(Poco::Net::HTTPServerRequest& request, std::size_t limit) {
 }
 
 void send(Poco::Net::HTTPServerResponse& out, const ApiResponse& response) {
-  out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
+  out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(response.status));
   for (const auto& [name, value] : response.headers) out.set(name, value);
   if (response.text) {
     out.setContentLength(static_cast<std::streamsize>(response.text->size()));
@@ -322,9 +349,17 @@ class Service::Impl {
     if (server_) {
       server_->stop();
       connections_->stopAll();
+      // The connections run on Poco's shared thread pool and use this object's handler,
+      // router and database connections: they must be done before it goes.
+      if (!connections_->awaitAllEnded(kStopLimit)) {
+        spdlog::warn("stopping: requests still running after {} s; stopping anyway",
+                     std::chrono::duration_cast<std::chrono::seconds>(kStopLimit).count());
+      }
     }
     server_.reset();
   }
+
+  static constexpr std::chrono::milliseconds kStopLimit{std::chrono::seconds(10)};
 
   int port() const { return socket_ ? socket_->address().port() : options_.port; }
 
