@@ -12,7 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
-extern char** environ;
+#include "syncpod/core/child_environment.hpp"
 
 namespace syncpod::scaler {
 namespace {
@@ -113,14 +113,7 @@ void LocalScaler::stop() {
 pid_t LocalScaler::spawn(std::string& error) const {
   std::vector<std::string> arguments{command_.executable};
   arguments.insert(arguments.end(), command_.arguments.begin(), command_.arguments.end());
-  std::vector<std::string> environment;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    const std::string_view text(*entry);
-    if (command_.environment.count(std::string(text.substr(0, text.find('=')))) == 0) {
-      environment.emplace_back(text);
-    }
-  }
-  for (const auto& [name, value] : command_.environment) environment.push_back(name + "=" + value);
+  auto environment = core::environmentWith(command_.environment);
   std::vector<char*> argv;
   for (auto& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);

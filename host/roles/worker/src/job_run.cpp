@@ -14,9 +14,8 @@
 #include <spdlog/spdlog.h>
 
 #include "completion_wire.hpp"
+#include "syncpod/core/child_environment.hpp"
 #include "syncpod/core/sync/sync_job_runner.hpp"
-
-extern char** environ;
 
 namespace syncpod::worker {
 
@@ -129,18 +128,6 @@ std::string signalText(int signal) {
   return text;
 }
 
-/// The worker's environment with `overrides` replacing or adding entries.
-std::vector<std::string> childEnvironment(const std::map<std::string, std::string>& overrides) {
-  std::vector<std::string> entries;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    const std::string_view text(*entry);
-    const auto name = text.substr(0, text.find('='));
-    if (overrides.count(std::string(name)) == 0) entries.emplace_back(text);
-  }
-  for (const auto& [name, value] : overrides) entries.push_back(name + "=" + value);
-  return entries;
-}
-
 class ProcessJobRun final : public JobRun {
  public:
   ProcessJobRun(core::Job job, std::function<void()> on_finished, ChildCommand command)
@@ -225,7 +212,7 @@ class ProcessJobRun final : public JobRun {
     const std::vector<std::string> arguments = {
         command_.executable, "run-job", std::to_string(job().id), std::to_string(job().attempt),
         command_.worker_id, std::to_string(::getpid())};
-    const auto environment = childEnvironment(command_.environment);
+    const auto environment = core::environmentWith(command_.environment);
     std::vector<char*> argv;
     for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
     argv.push_back(nullptr);
