@@ -26,6 +26,25 @@
 #include <spdlog/spdlog.h>
 
 namespace syncpod::service {
+
+std::string printableExcerpt(std::string_view bytes) {
+  constexpr std::size_t kLimit = 40;
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes.substr(0, kLimit)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[byte >> 4U];
+      out += kHex[byte & 15U];
+    }
+  }
+  if (bytes.size() > kLimit) out += "…";
+  return out;
+}
+
 namespace {
 
 /// The connection's socket, keeping a copy of what Poco reads from it for a request's header:
@@ -75,25 +94,6 @@ class Session final : public Poco::Net::HTTPServerSession {
   std::size_t unread() const { return static_cast<std::size_t>(buffered()); }
 };
 
-/// Up to 40 bytes of a client's `bytes`, safe to show: printable ASCII as it is, other bytes
-/// as \xNN.
-std::string excerpt(std::string_view bytes) {
-  constexpr std::size_t kLimit = 40;
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes.substr(0, kLimit)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte < 0x7f) {
-      out += c;
-    } else {
-      out += "\\x";
-      out += kHex[byte >> 4U];
-      out += kHex[byte & 15U];
-    }
-  }
-  if (bytes.size() > kLimit) out += "…";
-  return out;
-}
 
 /// The first line of a request's header that is neither a field nor the fold of one (it has no
 /// colon), or nullopt. `header` is the header as sent: any blank lines, the request line, the
@@ -147,7 +147,7 @@ std::string unreadableBecause(const std::string& poco_message) {
   for (const auto& known : kKnown) {
     if (poco_message == known.poco) return std::string(known.plain);
   }
-  return "the request could not be read: " + excerpt(poco_message);
+  return "the request could not be read: " + printableExcerpt(poco_message);
 }
 
 /// The answer to a request whose header could not be read, or nullopt when nobody is left to
@@ -226,7 +226,7 @@ class Connection final : public Poco::Net::TCPServerConnection {
     const auto header = recorder.endHeader(session.unread());
     if (const auto line = lineWithoutColon(header)) {
       refuse(session, {400, "bad_request",
-                       "the request's header could not be read: its line '" + excerpt(*line) +
+                       "the request's header could not be read: its line '" + printableExcerpt(*line) +
                            "' has no colon, so it is not a header field"});
       return false;
     }

@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <string>
+#include <string_view>
 
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
@@ -19,6 +21,10 @@ class HTTPServerResponse;
 }  // namespace Poco::Net
 
 namespace syncpod::service {
+
+/// Up to 40 bytes of a client's `bytes`, safe to show in a message or a log line: printable
+/// ASCII as it is, other bytes as \xNN, and "…" when there were more.
+std::string printableExcerpt(std::string_view bytes);
 
 /// Answers the requests the connections read. Called on the connections' threads, several at
 /// once.

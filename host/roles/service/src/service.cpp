@@ -37,23 +37,6 @@ namespace {
 constexpr const char* kTokenCharacters =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
 
-/// At most 40 bytes of `text`, with bytes outside printable ASCII as \xNN.
-std::string escapedExcerpt(const std::string& text) {
-  std::string out;
-  for (const char byte : text.substr(0, 40)) {
-    const auto c = static_cast<unsigned char>(byte);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  return out;
-}
-
 std::string framingProblem(const Poco::Net::HTTPServerRequest& in) {
   int lengths = 0;
   int encodings = 0;
@@ -64,7 +47,7 @@ std::string framingProblem(const Poco::Net::HTTPServerRequest& in) {
     // must refuse it, or "Content-Length : 5" would be a header of another name to it and a
     // length to a proxy in front.
     if (name.empty() || name.find_first_not_of(kTokenCharacters) != std::string::npos) {
-      return "the header field name '" + escapedExcerpt(name) +
+      return "the header field name '" + printableExcerpt(name) +
              "' is not a token (letters, digits and !#$%&'*+-.^_`|~, nothing else)";
     }
     if (Poco::icompare(name, "Content-Length") == 0) {
