@@ -45,6 +45,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "bench_support.hpp"
 #include "syncpod/core/api_tokens.hpp"
 #include "syncpod/core/integrations.hpp"
 #include "syncpod/core/job_queue.hpp"
@@ -55,6 +56,7 @@ extern char** environ;
 namespace {
 
 using namespace syncpod::core;
+using namespace syncpod::bench;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Options {
@@ -98,65 +100,6 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-template <class T>
-T orDie(Result<T> result, const char* what) {
-  if (!result) {
-    std::cerr << what << " failed: " << result.error().message << "\n";
-    std::exit(1);
-  }
-  return std::move(result).value();
-}
-
-std::string scalar(const DatabaseTarget& target, const std::string& sql) {
-  pqxx::connection connection(target.url);
-  connection.set_variable("search_path", connection.quote_name(target.schema));
-  pqxx::nontransaction tx(connection);
-  return tx.exec(sql)[0][0].c_str();
-}
-
-// --- CPU time, to say where the time goes on a machine the clients and servers share --------
-
-/// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when it is gone.
-double processCpuSeconds(int pid, int* parent = nullptr) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  // Fields after the command name, which may hold spaces, start after the last ')'.
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string state;
-  long long ppid = 0, skip = 0, utime = 0, stime = 0;
-  fields >> state >> ppid;
-  for (int i = 0; i < 9; ++i) fields >> skip;
-  fields >> utime >> stime;
-  if (parent) *parent = static_cast<int>(ppid);
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-/// CPU seconds used so far by the PostgreSQL server behind `target` (postmaster and children),
-/// when it runs on this machine. Processes that ended in between are missed.
-double postgresCpuSeconds(const DatabaseTarget& target) {
-  pqxx::connection connection(target.url);
-  pqxx::nontransaction tx(connection);
-  const int backend = tx.exec("SELECT pg_backend_pid()")[0][0].as<int>();
-  int postmaster = 0;
-  processCpuSeconds(backend, &postmaster);
-  double total = processCpuSeconds(postmaster);
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    int parent = 0;
-    const double used = processCpuSeconds(std::stoi(name), &parent);
-    if (parent == postmaster) total += used;
-  }
-  return total;
-}
-
-double ownCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto toSeconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return toSeconds(usage.ru_utime) + toSeconds(usage.ru_stime);
-}
 
 // --- the service under test ------------------------------------------------------------------
 

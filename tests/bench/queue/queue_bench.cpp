@@ -30,6 +30,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "bench_support.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/job_waiter.hpp"
 #include "syncpod/core/migrator.hpp"
@@ -37,6 +38,7 @@
 namespace {
 
 using namespace syncpod::core;
+using namespace syncpod::bench;
 using SteadyClock = std::chrono::steady_clock;
 
 struct Options {
@@ -82,58 +84,6 @@ double seconds(SteadyClock::duration duration) {
   return std::chrono::duration<double>(duration).count();
 }
 
-/// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when it is gone.
-double processCpuSeconds(int pid, int* parent = nullptr) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  // Fields after the command name, which may hold spaces, start after the last ')'.
-  std::istringstream fields(line.substr(line.rfind(')') + 2));
-  std::string state;
-  long long ppid = 0, skip = 0, utime = 0, stime = 0;
-  fields >> state >> ppid;
-  for (int i = 0; i < 9; ++i) fields >> skip;
-  fields >> utime >> stime;
-  if (parent) *parent = static_cast<int>(ppid);
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-/// CPU seconds used so far by the PostgreSQL server behind `target` (its postmaster and every
-/// child: backends, WAL writer, checkpointer, autovacuum), when it runs on this machine. Lets
-/// the figures say where the time goes even on a busy machine, where rates alone are noisy.
-/// Processes that ended in between (autovacuum workers) are missed, so it errs low.
-double serverCpuSeconds(const DatabaseTarget& target) {
-  pqxx::connection connection(target.url);
-  pqxx::nontransaction tx(connection);
-  const int backend = tx.exec("SELECT pg_backend_pid()")[0][0].as<int>();
-  int postmaster = 0;
-  processCpuSeconds(backend, &postmaster);
-  double total = processCpuSeconds(postmaster);
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    int parent = 0;
-    const double used = processCpuSeconds(std::stoi(name), &parent);
-    if (parent == postmaster) total += used;
-  }
-  return total;
-}
-
-double clientCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto toSeconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return toSeconds(usage.ru_utime) + toSeconds(usage.ru_stime);
-}
-
-template <class T>
-T orDie(Result<T> result, const char* what) {
-  if (!result) {
-    std::cerr << what << " failed: " << result.error().message << "\n";
-    std::exit(1);
-  }
-  return std::move(result).value();
-}
 
 std::vector<IntegrationId> freshSchema(const DatabaseTarget& target, int integrations) {
   {
@@ -153,13 +103,6 @@ std::vector<IntegrationId> freshSchema(const DatabaseTarget& target, int integra
     ids.push_back(row[0].as<IntegrationId>());
   }
   return ids;
-}
-
-std::string scalar(const DatabaseTarget& target, const std::string& sql) {
-  pqxx::connection connection(target.url);
-  connection.set_variable("search_path", connection.quote_name(target.schema));
-  pqxx::nontransaction tx(connection);
-  return tx.exec(sql)[0][0].c_str();
 }
 
 /// Enqueues `jobs` no-op jobs round-robin over the integrations; returns jobs/s.
@@ -195,13 +138,13 @@ DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
   std::atomic<long long> claims{0};
   std::atomic<long long> empty_claims{0};
   std::vector<std::thread> threads;
-  const double client_cpu_before = clientCpuSeconds();
+  const double client_cpu_before = ownCpuSeconds();
   const auto start = SteadyClock::now();
   // The queues outlive their threads so that their server processes are still there to be
   // counted at the end.
   std::vector<std::unique_ptr<JobQueue>> queues;
   for (int k = 0; k < options.claimers; ++k) queues.push_back(std::make_unique<JobQueue>(target));
-  const double server_cpu_before = serverCpuSeconds(target);
+  const double server_cpu_before = postgresCpuSeconds(target);
   for (int k = 0; k < options.claimers; ++k) {
     threads.emplace_back([&, k] {
       JobQueue& queue = *queues[static_cast<std::size_t>(k)];
@@ -236,8 +179,8 @@ DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
   for (auto& thread : threads) thread.join();
   DrainFigures figures;
   figures.jobs_per_second = options.jobs / seconds(SteadyClock::now() - start);
-  figures.client_cpu_us_per_job = (clientCpuSeconds() - client_cpu_before) * 1e6 / options.jobs;
-  figures.server_cpu_us_per_job = (serverCpuSeconds(target) - server_cpu_before) * 1e6 / options.jobs;
+  figures.client_cpu_us_per_job = (ownCpuSeconds() - client_cpu_before) * 1e6 / options.jobs;
+  figures.server_cpu_us_per_job = (postgresCpuSeconds(target) - server_cpu_before) * 1e6 / options.jobs;
   figures.claims = claims.load();
   figures.empty_claims = empty_claims.load();
   return figures;

@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include "bench_support.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/migrator.hpp"
 #include "syncpod/core/plugins.hpp"
@@ -40,6 +41,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace syncpod;
 using namespace syncpod::core;
+using namespace syncpod::bench;
 
 struct Options {
   std::string url;
@@ -93,21 +95,6 @@ Options parse(int argc, char** argv) {
   if (options.records < 10) usage("--records must be at least 10");
   if (options.batch < 1 || options.batch > 100000) usage("--batch must be 1–100000");
   return options;
-}
-
-template <class T>
-T orDie(Result<T> result, const char* what) {
-  if (!result) {
-    std::cerr << what << " failed: " << result.error().message << "\n";
-    std::exit(1);
-  }
-  return std::move(result).value();
-}
-
-double processCpuSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
 /// The process's peak RSS in MB since start or since the last resetPeakRss().
@@ -208,10 +195,10 @@ SyncFigures runFullSync(const DatabaseTarget& target, const PluginRegistry& plug
   SyncJobRunner runner(target, plugins);
   const bool reset = resetPeakRss();
   const auto start = std::chrono::steady_clock::now();
-  const double start_cpu = processCpuSeconds();
+  const double start_cpu = ownCpuSeconds();
   const Completion completion = runner.run(jobs[0], [] { return false; });
   SyncFigures figures;
-  figures.cpu_s = processCpuSeconds() - start_cpu;
+  figures.cpu_s = ownCpuSeconds() - start_cpu;
   figures.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   figures.peak_rss_mb = reset ? peakRssMb() : -1;
   orDie(queue.complete(worker, completion), "complete");

@@ -25,6 +25,7 @@
 
 #include <pqxx/pqxx>
 
+#include "bench_support.hpp"
 #include "syncpod/core/job_queue.hpp"
 #include "syncpod/core/migrator.hpp"
 
@@ -33,6 +34,7 @@ extern char** environ;
 namespace {
 
 using namespace syncpod::core;
+using namespace syncpod::bench;
 
 struct Options {
   std::string url;
@@ -64,15 +66,6 @@ Options parse(int argc, char** argv) {
     std::exit(64);
   }
   return options;
-}
-
-template <class T>
-T orDie(Result<T> result, const char* what) {
-  if (!result) {
-    std::cerr << what << ": " << result.error().message << "\n";
-    std::exit(1);
-  }
-  return std::move(result).value();
 }
 
 std::string scalar(pqxx::connection& connection, const std::string& sql) {
