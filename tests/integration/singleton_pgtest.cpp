@@ -18,7 +18,6 @@ namespace {
 
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
-using Steady = std::chrono::steady_clock;
 
 const std::string kBinary = SYNCPOD_BINARY;
 
@@ -39,16 +38,6 @@ class SingletonTest : public PgTest {
 
   std::string scalar(const std::string& sql) { return queryScalar(target_, sql); }
   std::string table(const std::string& name) { return target_.schema + "." + name; }
-
-  /// Polls `condition` until it holds or `timeout` passes.
-  static bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    const auto deadline = Steady::now() + timeout;
-    while (Steady::now() < deadline) {
-      if (condition()) return true;
-      std::this_thread::sleep_for(25ms);
-    }
-    return condition();
-  }
 
   void setConfig(std::int64_t integration, const Json& config) {
     execute(target_, "UPDATE integrations SET config = '" + config.dump() +

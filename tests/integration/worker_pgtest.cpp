@@ -78,16 +78,6 @@ class WorkerTest : public PgTest {
   }
   std::string state(JobId job) { return jobColumn(job, "state"); }
 
-  /// Polls `condition` until it holds or `timeout` passes.
-  static bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (condition()) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return condition();
-  }
-
   bool reaches(JobId job, const std::string& wanted, std::chrono::milliseconds timeout = 20s) {
     return eventually([&] { return state(job) == wanted; }, timeout);
   }

@@ -27,6 +27,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
+using testing::eventually;
 using testing::execute;
 using testing::queryScalar;
 
@@ -37,15 +38,6 @@ T must(Result<T> result, const std::string& what) {
 }
 
 /// Polls `condition` until it holds or 10 s pass.
-bool eventually(const std::function<bool()>& condition) {
-  const auto end = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < end) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 class JobEventsTest : public testing::PgTest {
  protected:
   void SetUp() override {

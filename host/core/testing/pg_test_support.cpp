@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -33,6 +34,15 @@ std::string testDatabaseUrl() {
     return "postgresql://unset.invalid/none";
   }
   return url;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
 }
 
 std::string queryScalar(const core::DatabaseTarget& target, const std::string& sql) {

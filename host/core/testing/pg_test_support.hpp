@@ -2,6 +2,8 @@
 // Test support for *_pgtest.cpp: a private, migrated schema per test on the PostgreSQL
 // cluster named by SYNCPOD_TEST_DATABASE_URL (scripts/test starts one and sets it).
 
+#include <chrono>
+#include <functional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -20,6 +22,11 @@ std::string queryScalar(const core::DatabaseTarget& target, const std::string& s
 
 /// Runs SQL (may be several statements) with search_path set to the target's schema.
 void execute(const core::DatabaseTarget& target, const std::string& sql);
+
+/// Checks `condition` every 20 ms until it holds or `timeout` passes; whether it held. For
+/// states of the database or of other processes, which nothing announces to the test.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 /// Creates a fresh schema named after the test, migrated with the embedded migrations, and
 /// drops it afterwards.
