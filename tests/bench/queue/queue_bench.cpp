@@ -3,6 +3,7 @@
 //
 //   syncpod_queue_bench --database-url=URL [--jobs=200000] [--integrations=1000]
 //                       [--claimers=4] [--batch=250] [--enqueue-batch=5000] [--samples=1000]
+//                       [--checkpoint=run|drain|none]
 //
 // It drops and recreates the schema `bench_queue` (or --schema) in that database.
 
@@ -50,6 +51,8 @@ struct Options {
   int batch = 250;
   int enqueue_batch = 5000;
   int samples = 1000;
+  // When to force a CHECKPOINT: before the run (default), right before the drain, or never.
+  std::string checkpoint = "run";
 };
 
 Options parse(int argc, char** argv) {
@@ -68,7 +71,9 @@ Options parse(int argc, char** argv) {
     else if (name == "--batch") options.batch = std::stoi(value);
     else if (name == "--enqueue-batch") options.enqueue_batch = std::stoi(value);
     else if (name == "--samples") options.samples = std::stoi(value);
-    else {
+    else if (name == "--checkpoint" && (value == "run" || value == "drain" || value == "none")) {
+      options.checkpoint = value;
+    } else {
       std::cerr << "unknown option " << arg << "\n";
       std::exit(64);
     }
@@ -130,7 +135,38 @@ struct DrainFigures {
   double client_cpu_us_per_job = 0;
   long long claims = 0;
   long long empty_claims = 0;
+  double wal_bytes_per_job = 0;
+  long long checkpoints = 0;  // started while the drain ran
+  long long autovacuums = 0;  // of the benchmark's tables, finished while the drain ran
+  long long autoanalyzes = 0;
 };
+
+// Autovacuum and autoanalyze runs finished so far on the benchmark schema's tables.
+std::pair<long long, long long> autovacuumRuns(const DatabaseTarget& target) {
+  const auto schema = pqxx::connection(target.url).quote(target.schema);
+  return {std::stoll(scalar(target, "SELECT sum(autovacuum_count) FROM pg_stat_user_tables "
+                                    "WHERE schemaname = " + schema)),
+          std::stoll(scalar(target, "SELECT sum(autoanalyze_count) FROM pg_stat_user_tables "
+                                    "WHERE schemaname = " + schema))};
+}
+
+// Checkpoints started so far, timed or requested.
+long long checkpointsStarted(const DatabaseTarget& target) {
+  return std::stoll(scalar(target, "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"));
+}
+
+// Forces a checkpoint: the run then starts with no checkpoint pending from earlier runs' WAL.
+void checkpoint(const DatabaseTarget& target) {
+  try {
+    pqxx::connection connection(target.url);
+    pqxx::nontransaction tx(connection);
+    tx.exec("CHECKPOINT");
+  } catch (const std::exception& error) {
+    std::cerr << "CHECKPOINT failed (it needs a superuser or the pg_checkpoint role; "
+                 "--checkpoint=none skips it): " << error.what() << "\n";
+    std::exit(1);
+  }
+}
 
 /// K claimers, each completing what it holds and claiming up to `batch` more in one transaction.
 DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
@@ -145,6 +181,9 @@ DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
   std::vector<std::unique_ptr<JobQueue>> queues;
   for (int k = 0; k < options.claimers; ++k) queues.push_back(std::make_unique<JobQueue>(target));
   const double server_cpu_before = postgresCpuSeconds(target);
+  const auto wal_before = scalar(target, "SELECT pg_current_wal_lsn()");
+  const long long checkpoints_before = checkpointsStarted(target);
+  const auto autovacuums_before = autovacuumRuns(target);
   for (int k = 0; k < options.claimers; ++k) {
     threads.emplace_back([&, k] {
       JobQueue& queue = *queues[static_cast<std::size_t>(k)];
@@ -183,6 +222,13 @@ DrainFigures benchDrain(const DatabaseTarget& target, const Options& options) {
   figures.server_cpu_us_per_job = (postgresCpuSeconds(target) - server_cpu_before) * 1e6 / options.jobs;
   figures.claims = claims.load();
   figures.empty_claims = empty_claims.load();
+  figures.wal_bytes_per_job =
+      std::stod(scalar(target, "SELECT pg_current_wal_lsn() - '" + wal_before + "'::pg_lsn")) /
+      options.jobs;
+  figures.checkpoints = checkpointsStarted(target) - checkpoints_before;
+  const auto autovacuums_after = autovacuumRuns(target);
+  figures.autovacuums = autovacuums_after.first - autovacuums_before.first;
+  figures.autoanalyzes = autovacuums_after.second - autovacuums_before.second;
   return figures;
 }
 
@@ -256,15 +302,21 @@ int main(int argc, char** argv) {
   std::printf("postgres: fsync=%s synchronous_commit=%s shared_buffers=%s\n",
               scalar(target, "SHOW fsync").c_str(), scalar(target, "SHOW synchronous_commit").c_str(),
               scalar(target, "SHOW shared_buffers").c_str());
-  std::printf("jobs=%d integrations=%d claimers=%d claim/complete batch=%d enqueue batch=%d\n\n",
+  std::printf("jobs=%d integrations=%d claimers=%d claim/complete batch=%d enqueue batch=%d "
+              "checkpoint before=%s\n\n",
               options.jobs, options.integrations, options.claimers, options.batch,
-              options.enqueue_batch);
+              options.enqueue_batch, options.checkpoint.c_str());
 
+  // A checkpoint started by earlier runs' WAL would land in this one, and every page first
+  // written after it costs a full-page image in the WAL: forcing one first makes runs comparable.
+  // --checkpoint=drain measures the opposite case, a checkpoint just before the drain.
+  if (options.checkpoint == "run") checkpoint(target);
   const auto integrations = freshSchema(target, options.integrations);
   // Pickup on an idle queue, then again right after the drain has left hundreds of thousands
   // of dead index entries behind for autovacuum.
   const auto idle_latencies = benchPickup(target, integrations.front(), options.samples);
   const double enqueue_rate = benchEnqueue(target, integrations, options);
+  if (options.checkpoint == "drain") checkpoint(target);
   const auto drain = benchDrain(target, options);
   const auto unfinished = scalar(target, "SELECT count(*) FROM jobs WHERE state <> 'succeeded'");
   const auto busy_latencies = benchPickup(target, integrations.front(), options.samples);
@@ -276,6 +328,10 @@ int main(int argc, char** argv) {
   std::printf("%-34s %14.1f\n", "  client CPU per job (us)", drain.client_cpu_us_per_job);
   std::printf("%-34s %14lld\n", "  claim statements", drain.claims);
   std::printf("%-34s %14lld\n", "  of which empty", drain.empty_claims);
+  std::printf("%-34s %14.0f\n", "  WAL per job (bytes)", drain.wal_bytes_per_job);
+  std::printf("%-34s %14lld\n", "  checkpoints started meanwhile", drain.checkpoints);
+  std::printf("%-34s %10lld/%lld\n", "  autovacuums/analyzes meanwhile", drain.autovacuums,
+              drain.autoanalyzes);
   std::printf("%-34s %14s\n", "  jobs left unfinished", unfinished.c_str());
   const auto pickup = [](const char* when, const std::vector<double>& latencies) {
     std::printf("pickup, %-26s %14zu\n", (std::string(when) + " (samples)").c_str(),
