@@ -175,6 +175,40 @@ TEST_F(SingletonTest, InvalidScheduleIsSkippedAndChangesEnqueuePartialJobs) {
   EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
 }
 
+TEST_F(SingletonTest, ASlowSourceHoldsUpNeitherTheTickNorTheLeaseNorStopping) {
+  // The source's fetch takes a minute, checking for cancellation as a well-behaved plugin does.
+  settings_["plugin-path"] = SYNCPOD_TEST_PLUGIN_DIR "/libworkload.so";
+  const std::string secret = "s3cret-source-token";
+  const auto integration = createIntegration("slow-source");
+  setConfig(integration,
+            {{"source", {{"plugin", "workload"}, {"config", {{"fetch_ms", 60000}, {"token", secret}}}}},
+             {"target", {{"plugin", "workload"}, {"config", Json::object()}}},
+             {"streams", {{{"name", "items"}, {"key", {"id"}}, {"fields", {{"id", "id"}}}}}},
+             {"detect_changes", true}});
+  execute(target_, "INSERT INTO sync_cursors (integration_id, stream, side, cursor) VALUES (" +
+                       std::to_string(integration) + ", 'items', 'source', '1')");
+
+  auto singleton = startSingleton();
+  ASSERT_TRUE(singleton->waitForOutput("leading (term 1)", 10s)) << singleton->output();
+  // The plugin warns as its fetch begins: change detection is now inside it.
+  ASSERT_TRUE(singleton->waitForOutput("workload: using token", 10s)) << singleton->output();
+  const auto fetch_began = scalar("SELECT now()");
+
+  // Meanwhile the tick (every 200 ms) goes on rewriting desired_pod_count, and the lease (TTL
+  // 1.5 s) stays renewed.
+  EXPECT_TRUE(eventually([&] {
+    return scalar("SELECT computed_at > '" + fetch_began + "'::timestamptz + interval '2 seconds' FROM " +
+                  table("desired_pod_count")) == "t";
+  }, 10s)) << singleton->output();
+  EXPECT_EQ(scalar("SELECT term || ':' || (expires_at > now()) FROM " + table("leader_lease")), "1:true");
+
+  // Stopping asks the plugin to cancel its fetch instead of waiting the minute out.
+  singleton->signal(SIGTERM);
+  EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("jobs")), "0");
+  EXPECT_EQ(singleton->output().find(secret), std::string::npos) << singleton->output();
+}
+
 TEST_F(SingletonTest, PendingWebhookEventsBecomeJobsAndOldOnesAreCleanedUp) {
   // Stored by the service while the integration was disabled, or when the job insert failed.
   const auto integration = createIntegration("hooked");

@@ -3,7 +3,8 @@
 // or crashes the process in a chosen way. Its one stream, "items" (key "id"), holds `records`
 // generated records; apply accepts every change. Before its work a fetch logs `log_lines`
 // lines at info ("workload: line <n> of <log_lines>"), a debug line, and, given a token (a
-// secret), a warning that quotes it, so tests can see the host redact it.
+// secret), a warning that quotes it, so tests can see the host redact it. It also fetches
+// "incrementally" (ignoring the cursor), so that change detection can poll a slow source.
 //
 // Config: {"records": 3, "fetch_ms": 0, "crash": "" | "segv" | "abort" | "oom",
 //          "ignore_cancel": false, "log_lines": 0, "token": ""}
@@ -31,6 +32,8 @@ class WorkloadConnector final : public syncpod::Connector {
     manifest.version = "1.0.0";
     manifest.description = "Fetches that take a given time or crash, for worker tests";
     manifest.streams = {{"items", {"id"}, "generated records"}};
+    manifest.capabilities.fetch_modes = {syncpod::FetchMode::Full, syncpod::FetchMode::Incremental,
+                                         syncpod::FetchMode::Keys};
     manifest.config_schema = {
         {"type", "object"},
         {"properties",

@@ -8,7 +8,8 @@ namespace syncpod::singleton {
 
 core::Result<bool> sourceChanged(const core::IntegrationSpec& spec,
                                  const std::map<std::string, std::string>& cursors,
-                                 const core::PluginRegistry& plugins) {
+                                 const core::PluginRegistry& plugins,
+                                 const std::function<bool()>& cancelled) {
   const auto plugin = plugins.find(spec.source.plugin);
   if (!plugin) {
     return core::Error{core::Error::Code::Invalid,
@@ -23,6 +24,7 @@ core::Result<bool> sourceChanged(const core::IntegrationSpec& spec,
   hooks.log = [&](syncpod_log_level level, std::string_view message) {
     if (level >= SYNCPOD_LOG_WARN) spdlog::warn("{}: {}", spec.source.plugin, message);
   };
+  hooks.cancelled = cancelled;
   auto endpoint = plugin->open(spec.source.config, hooks);
   if (!endpoint) return endpoint.error();
   for (const auto& stream : spec.streams) {

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -41,6 +43,7 @@ class Singleton::Impl {
     lease_ = std::make_unique<core::LeaderLease>(target, kLeaseName, options_.holder,
                                                  options_.lease_ttl);
     queue_ = std::make_unique<core::JobQueue>(target, options_.queue);
+    if (plugins_ != nullptr) detector_queue_ = std::make_unique<core::JobQueue>(target, options_.queue);
   }
 
   void run() {
@@ -48,7 +51,9 @@ class Singleton::Impl {
                  options_.holder, options_.scale_interval.count(), options_.lease_ttl.count(),
                  options_.renew_interval.count());
     const auto now = Steady::now();
-    next_renew_ = next_scale_ = next_rescue_ = next_cleanup_ = next_poll_ = now;
+    next_renew_ = next_scale_ = next_rescue_ = next_cleanup_ = now;
+    std::thread detector;
+    if (plugins_ != nullptr) detector = std::thread([this] { detectLoop(); });
     while (!stopping()) {
       renewIfDue();
       if (token_ && Steady::now() >= next_scale_) {
@@ -63,12 +68,8 @@ class Singleton::Impl {
         next_cleanup_ = Steady::now() + options_.cleanup_interval;
         cleanup();
       }
-      if (token_ && Steady::now() >= next_poll_) {
-        next_poll_ = Steady::now() + options_.change_poll_interval;
-        detectChanges();
-      }
       auto wake = next_renew_;
-      if (token_) wake = std::min({wake, next_scale_, next_rescue_, next_cleanup_, next_poll_});
+      if (token_) wake = std::min({wake, next_scale_, next_rescue_, next_cleanup_});
       std::unique_lock lock(mutex_);
       wake_.wait_until(lock, wake, [&] { return stop_; });
     }
@@ -80,6 +81,9 @@ class Singleton::Impl {
                      "over when it expires", options_.holder, token_->term, released.error().message);
       }
     }
+    // Released first: a standby leads while a source plugin finishes its cancelled fetch, and a
+    // write the detector still tries is fenced.
+    if (detector.joinable()) detector.join();
     spdlog::info("singleton {}: stopped", options_.holder);
   }
 
@@ -89,6 +93,7 @@ class Singleton::Impl {
       stop_ = true;
     }
     wake_.notify_all();
+    detector_wake_.notify_all();
   }
 
  private:
@@ -116,7 +121,8 @@ class Singleton::Impl {
     if (token && (!token_ || token_->term != token->term)) {
       spdlog::info("singleton {}: leading (term {})", options_.holder, token->term);
       // A new leader acts at once: the previous one may have stopped in the middle of a tick.
-      next_scale_ = next_rescue_ = next_cleanup_ = next_poll_ = Steady::now();
+      // (The change detector polls at once when it sees the new term.)
+      next_scale_ = next_rescue_ = next_cleanup_ = Steady::now();
     } else if (!token && token_) {
       spdlog::warn("singleton {}: lost the lease (term {}); standing by", options_.holder, token_->term);
     } else if (!token && !standby_logged_) {
@@ -125,13 +131,29 @@ class Singleton::Impl {
                    state ? state->holder : std::string("another instance"), state ? state->term : 0);
     }
     standby_logged_ = !token;
+    setToken(token);
+  }
+
+  /// The main loop's token, and the copy the change detector reads.
+  void setToken(const std::optional<core::LeaseToken>& token) {
     token_ = token;
+    {
+      std::lock_guard lock(mutex_);
+      leading_ = token;
+    }
+    detector_wake_.notify_all();
+  }
+
+  /// Whether this instance still leads in `term` and is not stopping (change detector).
+  bool leadsIn(std::int64_t term) {
+    std::lock_guard lock(mutex_);
+    return !stop_ && leading_ && leading_->term == term;
   }
 
   /// A write came back Fenced: this instance no longer leads.
   void lostLeadership(const Error& error) {
     spdlog::warn("singleton {}: {}; standing by", options_.holder, error.message);
-    token_.reset();
+    setToken(std::nullopt);
     standby_logged_ = true;
     next_renew_ = Steady::now();
   }
@@ -272,18 +294,50 @@ class Singleton::Impl {
     }
   }
 
+  /// Change detection runs on a thread of its own, with its own connection: a source that
+  /// answers slowly (a rate limit, a hung connection) must hold up neither the scaling tick,
+  /// cron and rescue nor the lease. It polls when this instance starts leading, then
+  /// change_poll_interval after each round ends.
+  void detectLoop() {
+    std::int64_t polled_term = 0;
+    auto next_poll = Steady::now();
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      if (!leading_) {
+        detector_wake_.wait(lock);
+        continue;
+      }
+      if (leading_->term == polled_term && Steady::now() < next_poll) {
+        detector_wake_.wait_until(lock, next_poll);
+        continue;
+      }
+      const auto token = *leading_;
+      lock.unlock();
+      try {
+        detectChanges(token);
+      } catch (const std::exception& error) {
+        // Whatever a round meets, the thread goes on: it must not take the process down.
+        spdlog::error("singleton {}: change detection: {}", options_.holder, error.what());
+      }
+      lock.lock();
+      polled_term = token.term;
+      next_poll = Steady::now() + options_.change_poll_interval;
+    }
+  }
+
   /// Polls the sources of integrations with detect_changes; enqueues a partial incremental job
-  /// (merged into a queued one) for each that changed.
-  void detectChanges() {
-    if (plugins_ == nullptr) return;
-    auto integrations = queue_->scheduledIntegrations();
+  /// (merged into a queued one) for each that changed. Stops, and asks the plugin polled at the
+  /// moment to cancel, as soon as this instance stops leading in `token`'s term or stops.
+  void detectChanges(const core::LeaseToken& token) {
+    const std::function<bool()> cancelled = [&] { return !leadsIn(token.term); };
+    auto integrations = detector_queue_->scheduledIntegrations();
     if (!integrations) {
-      failed("reading the integrations", integrations.error());
+      detectionFailed("reading the integrations", integrations.error());
       return;
     }
     std::vector<std::string> changed;
     for (const auto& integration : *integrations) {
-      if (!token_ || stopping()) return;
+      if (cancelled()) break;
       const auto config = nlohmann::json::parse(integration.config_json, nullptr, false);
       if (!config.is_object() || !config.value("detect_changes", false)) continue;
       auto spec = core::parseIntegrationSpec(config);
@@ -291,26 +345,27 @@ class Singleton::Impl {
         warnOnce(integration, "change detection skipped: " + spec.error().message);
         continue;
       }
-      auto cursors = queue_->sourceCursors(integration.id);
+      auto cursors = detector_queue_->sourceCursors(integration.id);
       if (!cursors) {
-        failed("reading cursors", cursors.error());
+        detectionFailed("reading cursors", cursors.error());
         continue;
       }
-      auto found = sourceChanged(*spec, *cursors, *plugins_);
-      // A slow source must not cost the lease.
-      renewIfDue();
+      auto found = sourceChanged(*spec, *cursors, *plugins_, cancelled);
+      if (cancelled()) break;
       if (!found) {
         warnOnce(integration, "change detection failed: " + found.error().message);
         continue;
       }
-      if (!*found || !token_) continue;
+      if (!*found) continue;
       core::EnqueueRequest request;
       request.integration_id = integration.id;
       request.kind = core::JobKind::Partial;
       request.incremental = true;
-      auto enqueued = queue_->enqueue(*token_, std::vector<core::EnqueueRequest>{request});
+      auto enqueued = detector_queue_->enqueue(token, std::vector<core::EnqueueRequest>{request});
       if (!enqueued) {
-        failed("enqueueing a partial job", enqueued.error());
+        // Fenced: another instance leads now; the main loop finds out when it renews.
+        if (enqueued.error().code == Error::Code::Fenced) break;
+        detectionFailed("enqueueing a partial job", enqueued.error());
         continue;
       }
       changed.push_back(integration.name + " → job " + std::to_string(enqueued->front().id) +
@@ -319,8 +374,12 @@ class Singleton::Impl {
     if (!changed.empty()) {
       std::string list;
       for (const auto& item : changed) list += (list.empty() ? "" : ", ") + item;
-      spdlog::info("singleton term {}: changes detected: {}", token_ ? token_->term : 0, list);
+      spdlog::info("singleton term {}: changes detected: {}", token.term, list);
     }
+  }
+
+  void detectionFailed(const char* what, const Error& error) {
+    spdlog::warn("singleton {}: change detection: {} failed: {}", options_.holder, what, error.message);
   }
 
   void warnOnce(const core::ScheduledIntegration& integration, const std::string& message) {
@@ -334,17 +393,20 @@ class Singleton::Impl {
   const core::PluginRegistry* plugins_;
   std::unique_ptr<core::LeaderLease> lease_;
   std::unique_ptr<core::JobQueue> queue_;
+  std::unique_ptr<core::JobQueue> detector_queue_;  ///< the change detector's connection
   std::optional<core::LeaseToken> token_;
   bool standby_logged_ = false;
   bool db_down_ = false;
-  Steady::time_point next_renew_, next_scale_, next_rescue_, next_cleanup_, next_poll_;
+  Steady::time_point next_renew_, next_scale_, next_rescue_, next_cleanup_;
   std::vector<core::ScheduledIntegration> integrations_;
   std::map<core::IntegrationId, CachedSchedule> schedules_;
-  std::map<core::IntegrationId, std::string> warned_;
+  std::map<core::IntegrationId, std::string> warned_;  ///< change detector only
 
-  std::mutex mutex_;
+  std::mutex mutex_;  ///< guards stop_ and leading_
   std::condition_variable wake_;
+  std::condition_variable detector_wake_;
   bool stop_ = false;
+  std::optional<core::LeaseToken> leading_;  ///< token_ as the change detector sees it
 };
 
 Singleton::Singleton(core::DatabaseTarget target, SingletonOptions options,
