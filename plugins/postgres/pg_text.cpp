@@ -182,4 +182,18 @@ std::string textArrayLiteral(const std::vector<std::string>& items) {
   return literal;
 }
 
+std::string textArrayLiteralWithNulls(const std::vector<std::optional<std::string>>& items) {
+  std::string literal = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) literal.push_back(',');
+    if (items[i]) {
+      appendQuoted(literal, *items[i]);
+    } else {
+      literal += "NULL";
+    }
+  }
+  literal.push_back('}');
+  return literal;
+}
+
 }  // namespace syncpod::plugins::postgres

@@ -31,5 +31,7 @@ std::optional<std::string> parameterText(const Json& value, bool postgres_array)
 
 /// A PostgreSQL array literal of texts, e.g. {"a","b\"c"}, for a text[] parameter.
 std::string textArrayLiteral(const std::vector<std::string>& items);
+/// The same with NULL elements where an item is nullopt, e.g. {"a",NULL}.
+std::string textArrayLiteralWithNulls(const std::vector<std::optional<std::string>>& items);
 
 }  // namespace syncpod::plugins::postgres

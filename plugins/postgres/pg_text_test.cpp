@@ -57,6 +57,8 @@ TEST(TextArrayLiteral, QuotesEveryItem) {
   EXPECT_EQ(textArrayLiteral({"a", "b c", "d\"e", "f\\g", "NULL", ""}),
             R"({"a","b c","d\"e","f\\g","NULL",""})");
   EXPECT_EQ(textArrayLiteral({}), "{}");
+  // A missing item is NULL; the text "NULL" is quoted, so it stays a text.
+  EXPECT_EQ(textArrayLiteralWithNulls({"a", std::nullopt, "NULL", "{1,2}"}), R"({"a",NULL,"NULL","{1,2}"})");
 }
 
 }  // namespace

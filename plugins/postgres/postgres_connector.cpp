@@ -1,6 +1,7 @@
 #include "postgres_connector.hpp"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "pg_text.hpp"
@@ -32,6 +33,28 @@ class KeyDoesNotFit : public SqlError {
  public:
   KeyDoesNotFit() : SqlError("22000", "the key does not fit the key column's type", false) {}
 };
+
+/// A create's fields with its key fields added where the record leaves them out.
+Json fieldsWithKey(const std::vector<const Column*>& keys, const Change& change) {
+  Json fields = change.fields;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!fields.contains(keys[i]->name)) fields[keys[i]->name] = change.key[i];
+  }
+  return fields;
+}
+
+/// Whether a create can join a run: a NULL key would insert a row the run cannot tell apart.
+bool hasNullKey(const std::vector<const Column*>& keys, const Json& fields) {
+  return std::any_of(keys.begin(), keys.end(),
+                     [&](const Column* key) { return fields.at(key->name).is_null(); });
+}
+
+/// The field names of an object, in its (sorted) order.
+std::vector<std::string> fieldNames(const Json& fields) {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : fields.items()) names.push_back(name);
+  return names;
+}
 
 std::string placeholder(std::size_t index, const std::string& type) {
   return "$" + std::to_string(index) + "::text::" + type;
@@ -607,10 +630,7 @@ ChangeResult PostgresConnector::runChange(const Stream& s, const Shape& shape,
                                           const Change& change) {
   const Table& table = *s.table;
   if (change.op == ChangeOp::Create) {
-    Json fields = change.fields;
-    for (std::size_t i = 0; i < shape.keys.size(); ++i) {
-      if (!fields.contains(shape.keys[i]->name)) fields[shape.keys[i]->name] = change.key[i];
-    }
+    const Json fields = fieldsWithKey(shape.keys, change);
     Params params;
     std::vector<std::string> names;
     std::vector<std::string> values;
@@ -704,22 +724,119 @@ ChangeResult PostgresConnector::runChange(const Stream& s, const Shape& shape,
   return {rows.affected() > 0 ? ChangeStatus::Applied : ChangeStatus::Noop, {}};
 }
 
+void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
+                                   const Changeset& changeset, const std::vector<std::size_t>& run,
+                                   std::vector<ChangeResult>& results) {
+  const Table& table = *s.table;
+  const auto names = fieldNames(fieldsWithKey(shape.keys, changeset.changes[run.front()]));
+  std::vector<const Column*> columns;
+  std::vector<std::string> quoted;
+  for (const auto& name : names) {
+    columns.push_back(table.find(name));
+    quoted.push_back(connection_.quote(name));
+  }
+  // One array parameter per column (and one of the creates' places in the run), unnested into
+  // rows: the statement's text, and so its parsing and planning, do not grow with the run.
+  std::vector<std::optional<std::string>> places;
+  std::vector<std::vector<std::optional<std::string>>> values(columns.size());
+  for (std::size_t n = 0; n < run.size(); ++n) {
+    const Json fields = fieldsWithKey(shape.keys, changeset.changes[run[n]]);
+    places.emplace_back(std::to_string(n));
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      values[c].push_back(parameterText(fields.at(columns[c]->name), columns[c]->is_array));
+    }
+  }
+  Params params = {textArrayLiteralWithNulls(places)};
+  std::vector<std::string> arrays = {"$1::int[]"};
+  std::vector<std::string> typed = {"u.syncpod_ord"};
+  std::vector<std::string> assignments;
+  std::vector<std::string> current;
+  std::vector<std::string> proposed;
+  std::vector<std::string> conflict;
+  std::vector<std::string> same_key;
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    const Column& column = *columns[c];
+    params.push_back(textArrayLiteralWithNulls(values[c]));
+    arrays.push_back("$" + std::to_string(params.size()) + "::text[]");
+    typed.push_back("(u." + quoted[c] + ")::" + column.cast_type + " AS " + quoted[c]);
+    if (std::find(shape.keys.begin(), shape.keys.end(), &column) != shape.keys.end()) {
+      conflict.push_back(quoted[c]);
+      // The stored key is the given one with the column's modifier applied.
+      same_key.push_back("(i." + quoted[c] + ")::" + column.compare_type + " = w." + quoted[c]);
+      continue;
+    }
+    assignments.push_back(quoted[c] + " = EXCLUDED." + quoted[c]);
+    current.push_back(comparable("_r." + quoted[c], column));
+    proposed.push_back(comparable("EXCLUDED." + quoted[c], column));
+  }
+  // As runChange's INSERT, for many rows: RETURNING names the rows written; a create whose row
+  // was equal already wrote nothing (Noop).
+  std::string sql = "WITH syncpod_input AS (SELECT " + joined(typed) + " FROM unnest(" +
+                    joined(arrays) + ") AS u(syncpod_ord, " + joined(quoted) +
+                    ")), syncpod_written AS (INSERT INTO " + table.qualified + " AS _r (" +
+                    joined(quoted) + ") SELECT " + joined(quoted) +
+                    " FROM syncpod_input ORDER BY syncpod_ord ON CONFLICT (" + joined(conflict) +
+                    ") DO ";
+  sql += assignments.empty()
+             ? "NOTHING"
+             : "UPDATE SET " + joined(assignments) + " WHERE (" + joined(current) +
+                   ") IS DISTINCT FROM (" + joined(proposed) + ")";
+  sql += " RETURNING " + joined(conflict) +
+         ") SELECT i.syncpod_ord FROM syncpod_input i JOIN syncpod_written w ON " +
+         joined(same_key, " AND ");
+  const auto written = connection_.exec(sql, params);
+  for (const auto index : run) results[index] = {ChangeStatus::Noop, {}};
+  for (int row = 0; row < written.size(); ++row) {
+    results[run.at(std::stoul(written.text(row, 0)))] = {ChangeStatus::Applied, {}};
+  }
+}
+
 void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Changeset& changeset,
                                  std::size_t begin, std::size_t end,
                                  const std::vector<std::optional<ChangeResult>>& prechecked,
-                                 std::vector<ChangeResult>& results) {
-  // First try: the whole group under one savepoint.
+                                 std::vector<ChangeResult>& results, Context& context) {
+  // First try: the whole group under one savepoint, creates that follow each other with the
+  // same fields in one statement each.
   connection_.exec("SAVEPOINT syncpod_group");
   bool failed = false;
-  for (std::size_t i = begin; i < end && !failed; ++i) {
+  for (std::size_t i = begin; i < end && !failed;) {
     if (prechecked[i]) {
       results[i] = *prechecked[i];
+      ++i;
       continue;
     }
     try {
-      results[i] = runChange(s, shape, changeset.changes[i]);
+      const Change& change = changeset.changes[i];
+      std::vector<std::size_t> run = {i++};
+      if (change.op == ChangeOp::Create && !hasNullKey(shape.keys, fieldsWithKey(shape.keys, change))) {
+        const auto names = fieldNames(fieldsWithKey(shape.keys, change));
+        std::set<std::vector<std::string>> keys = {change.key};
+        // A key twice in one statement would make it fail (or fold the two); such a create
+        // starts the next run.
+        while (i < end) {
+          if (prechecked[i]) {
+            results[i] = *prechecked[i];
+            ++i;
+            continue;
+          }
+          const Change& next = changeset.changes[i];
+          if (next.op != ChangeOp::Create || keys.count(next.key) != 0) break;
+          const Json fields = fieldsWithKey(shape.keys, next);
+          if (fieldNames(fields) != names || hasNullKey(shape.keys, fields)) break;
+          keys.insert(next.key);
+          run.push_back(i++);
+        }
+      }
+      if (run.size() > 1) {
+        runCreates(s, shape, changeset, run, results);
+      } else {
+        results[run.front()] = runChange(s, shape, change);
+      }
     } catch (const SqlError& error) {
       if (error.fatal()) throw;
+      context.debug("stream \"" + s.config.name + "\": changes " + std::to_string(begin + 1) + "–" +
+                    std::to_string(end) + " of " + std::to_string(changeset.changes.size()) +
+                    " run again one by one, as one of them failed: " + error.what());
       failed = true;
     }
   }
@@ -789,7 +906,8 @@ std::vector<ChangeResult> PostgresConnector::apply(const Changeset& changeset, A
     Transaction transaction(connection_);
     for (std::size_t begin = 0; begin < count; begin += kGroupSize) {
       context.throwIfCancelled();
-      runGroup(s, keys, changeset, begin, std::min(count, begin + kGroupSize), prechecked, results);
+      runGroup(s, keys, changeset, begin, std::min(count, begin + kGroupSize), prechecked, results,
+               context);
     }
     if (mode == ApplyMode::Plan) {
       transaction.rollback();
