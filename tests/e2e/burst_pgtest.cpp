@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -201,7 +202,7 @@ TEST_F(BurstTest, ScalesUpToTheMaximumForABurstAndBackToTheMinimum) {
       core::EnqueueRequest request;
       request.integration_id = id;
       request.max_attempts = 1;
-      requests.push_back(request);
+      requests.push_back(std::move(request));
     }
     ASSERT_TRUE(queue.enqueue(requests));
   }
