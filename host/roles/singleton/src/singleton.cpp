@@ -50,28 +50,15 @@ class Singleton::Impl {
     spdlog::info("singleton {}: started; scale every {} ms, lease {} ms renewed every {} ms",
                  options_.holder, options_.scale_interval.count(), options_.lease_ttl.count(),
                  options_.renew_interval.count());
-    const auto now = Steady::now();
-    next_renew_ = next_scale_ = next_rescue_ = next_cleanup_ = now;
     std::thread detector;
     if (plugins_ != nullptr) detector = std::thread([this] { detectLoop(); });
-    while (!stopping()) {
-      renewIfDue();
-      if (token_ && Steady::now() >= next_scale_) {
-        next_scale_ = Steady::now() + options_.scale_interval;
-        tick();
-      }
-      if (token_ && Steady::now() >= next_rescue_) {
-        next_rescue_ = Steady::now() + options_.rescue_interval;
-        rescue();
-      }
-      if (token_ && Steady::now() >= next_cleanup_) {
-        next_cleanup_ = Steady::now() + options_.cleanup_interval;
-        cleanup();
-      }
-      auto wake = next_renew_;
-      if (token_) wake = std::min({wake, next_scale_, next_rescue_, next_cleanup_});
-      std::unique_lock lock(mutex_);
-      wake_.wait_until(lock, wake, [&] { return stop_; });
+    try {
+      lead();
+    } catch (...) {
+      // The detector must not outlive run(), whatever ends it.
+      stop();
+      if (detector.joinable()) detector.join();
+      throw;
     }
     if (token_) {
       if (auto released = lease_->release(*token_); released) {
@@ -97,6 +84,32 @@ class Singleton::Impl {
   }
 
  private:
+  /// Takes the lease or stands by until stopped; as leader, runs the tick, rescue and cleanup
+  /// when each is due.
+  void lead() {
+    const auto now = Steady::now();
+    next_renew_ = next_scale_ = next_rescue_ = next_cleanup_ = now;
+    while (!stopping()) {
+      renewIfDue();
+      if (token_ && Steady::now() >= next_scale_) {
+        next_scale_ = Steady::now() + options_.scale_interval;
+        tick();
+      }
+      if (token_ && Steady::now() >= next_rescue_) {
+        next_rescue_ = Steady::now() + options_.rescue_interval;
+        rescue();
+      }
+      if (token_ && Steady::now() >= next_cleanup_) {
+        next_cleanup_ = Steady::now() + options_.cleanup_interval;
+        cleanup();
+      }
+      auto wake = next_renew_;
+      if (token_) wake = std::min({wake, next_scale_, next_rescue_, next_cleanup_});
+      std::unique_lock lock(mutex_);
+      wake_.wait_until(lock, wake, [&] { return stop_; });
+    }
+  }
+
   bool stopping() {
     std::lock_guard lock(mutex_);
     return stop_;
