@@ -725,10 +725,11 @@ ChangeResult PostgresConnector::runChange(const Stream& s, const Shape& shape,
 }
 
 void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
-                                   const Changeset& changeset, const std::vector<std::size_t>& run,
+                                   const std::vector<std::size_t>& run,
+                                   const std::vector<Json>& rows,
                                    std::vector<ChangeResult>& results) {
   const Table& table = *s.table;
-  const auto names = fieldNames(fieldsWithKey(shape.keys, changeset.changes[run.front()]));
+  const auto names = fieldNames(rows.front());
   std::vector<const Column*> columns;
   std::vector<std::string> quoted;
   for (const auto& name : names) {
@@ -739,11 +740,10 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
   // rows: the statement's text, and so its parsing and planning, do not grow with the run.
   std::vector<std::optional<std::string>> places;
   std::vector<std::vector<std::optional<std::string>>> values(columns.size());
-  for (std::size_t n = 0; n < run.size(); ++n) {
-    const Json fields = fieldsWithKey(shape.keys, changeset.changes[run[n]]);
+  for (std::size_t n = 0; n < rows.size(); ++n) {
     places.emplace_back(std::to_string(n));
     for (std::size_t c = 0; c < columns.size(); ++c) {
-      values[c].push_back(parameterText(fields.at(columns[c]->name), columns[c]->is_array));
+      values[c].push_back(parameterText(rows[n].at(columns[c]->name), columns[c]->is_array));
     }
   }
   Params params = {textArrayLiteralWithNulls(places)};
@@ -808,8 +808,10 @@ void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Chan
     try {
       const Change& change = changeset.changes[i];
       std::vector<std::size_t> run = {i++};
-      if (change.op == ChangeOp::Create && !hasNullKey(shape.keys, fieldsWithKey(shape.keys, change))) {
-        const auto names = fieldNames(fieldsWithKey(shape.keys, change));
+      std::vector<Json> rows;  // the run's creates, their key fields added
+      if (change.op == ChangeOp::Create) rows.push_back(fieldsWithKey(shape.keys, change));
+      if (!rows.empty() && !hasNullKey(shape.keys, rows.front())) {
+        const auto names = fieldNames(rows.front());
         std::set<std::vector<std::string>> keys = {change.key};
         // A key twice in one statement would make it fail (or fold the two); such a create
         // starts the next run.
@@ -821,14 +823,15 @@ void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Chan
           }
           const Change& next = changeset.changes[i];
           if (next.op != ChangeOp::Create || keys.count(next.key) != 0) break;
-          const Json fields = fieldsWithKey(shape.keys, next);
+          Json fields = fieldsWithKey(shape.keys, next);
           if (fieldNames(fields) != names || hasNullKey(shape.keys, fields)) break;
           keys.insert(next.key);
+          rows.push_back(std::move(fields));
           run.push_back(i++);
         }
       }
       if (run.size() > 1) {
-        runCreates(s, shape, changeset, run, results);
+        runCreates(s, shape, run, rows, results);
       } else {
         results[run.front()] = runChange(s, shape, change);
       }

@@ -96,10 +96,11 @@ class PostgresConnector final : public Connector {
   std::optional<ChangeResult> precheck(const Stream& stream, const Shape& shape,
                                        const Change& change) const;
   ChangeResult runChange(const Stream& stream, const Shape& shape, const Change& change);
-  /// Runs the creates `run` (indexes into the changeset, same fields, distinct keys) as one
-  /// statement; throws SqlError as runChange does.
-  void runCreates(const Stream& stream, const Shape& shape, const Changeset& changeset,
-                  const std::vector<std::size_t>& run, std::vector<ChangeResult>& results);
+  /// Runs the creates `run` (indexes into the changeset, same fields, distinct keys; `rows`
+  /// their fields with the key fields added) as one statement; throws SqlError as runChange
+  /// does.
+  void runCreates(const Stream& stream, const Shape& shape, const std::vector<std::size_t>& run,
+                  const std::vector<Json>& rows, std::vector<ChangeResult>& results);
   /// Runs changes [begin, end) of one transaction; see kGroupSize.
   void runGroup(const Stream& stream, const Shape& shape, const Changeset& changeset,
                 std::size_t begin, std::size_t end,

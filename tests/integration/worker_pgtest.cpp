@@ -90,7 +90,6 @@ class WorkerTest : public PgTest {
                            "ORDINALITY AS x(t, n) WHERE w.pid = " + std::to_string(pid));
   }
 
-  /// How each attempt of the job ended, by its events: "attempt 1 ended: retry attempt 2 …".
   /// The job's events, as the API reads them.
   std::vector<core::JobEvent> events(JobId job) {
     core::JobQueue queue(target_);

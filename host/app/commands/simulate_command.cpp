@@ -167,8 +167,8 @@ class SimulateCommand final : public Command {
         {"chart-window", "draw only this part of the run, e.g. 04:30-09:00 (default: all of it)",
          "hh:mm-hh:mm"},
         {"sample",
-         "time-series resolution (default 60s, raised for runs that would keep more than "
-         "1000000 samples)",
+         "time-series resolution (default 60s, raised for runs that would keep more than " +
+             std::to_string(kMaxSamples) + " samples)",
          "duration"},
         {"write-trace", "write the jobs simulated as a trace to this file", "file"},
     };
@@ -294,10 +294,7 @@ class SimulateCommand final : public Command {
                                   " generates jobs; with --trace the jobs are the trace's");
         }
       }
-      auto workload = simulator::readTrace(*trace, burst_at);
-      if (workload.jobs.empty())
-        throw simulator::TraceError("the trace " + *trace + " has no jobs");
-      return workload;
+      return simulator::readTrace(*trace, burst_at);
     }
     simulator::GeneratorOptions generator;
     if (burst_at) generator.burst_at = *burst_at;

@@ -85,7 +85,9 @@ const char* levelName(syncpod_log_level level) {
 
 std::string readSql() {
   // An attempt's end is read from its job_attempts row (migration 0008); the message reads
-  // like the attempt history: "attempt 2 ended: retry: <error>; job queued".
+  // like the attempt history: "attempt 2 ended: retry: <error>; job queued". A row without
+  // job_state was written by a version before 0008 (also while one still runs beside a
+  // migrated schema), which wrote the end as a job_events row itself.
   return "SELECT id, attempt, " + pg::epochMicros("at") + R"SQL(, kind, level, message, data
 FROM ((SELECT id, attempt, at, kind, level, message, data::text
        FROM job_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3)
@@ -96,7 +98,7 @@ FROM ((SELECT id, attempt, at, kind, level, message, data::text
              'attempt ' || a.attempt || ' ended: ' || a.outcome || coalesce(': ' || a.error, '') ||
                CASE WHEN a.job_state <> a.outcome THEN '; job ' || a.job_state ELSE '' END,
              jsonb_build_object('outcome', a.outcome, 'state', a.job_state, 'error', a.error)::text
-      FROM job_attempts a WHERE a.job_id = $1 AND a.event_id > $2) AS e
+      FROM job_attempts a WHERE a.job_id = $1 AND a.event_id > $2 AND a.job_state IS NOT NULL) AS e
 ORDER BY id LIMIT $3
 )SQL";
 }

@@ -37,7 +37,6 @@ T must(Result<T> result, const std::string& what) {
   return std::move(result).value();
 }
 
-/// Polls `condition` until it holds or 10 s pass.
 class JobEventsTest : public testing::PgTest {
  protected:
   void SetUp() override {
@@ -229,22 +228,33 @@ TEST_F(JobEventsTest, TheQueueRecordsHowEachAttemptEnded) {
 }
 
 TEST_F(JobEventsTest, EndsWrittenAsEventRowsBeforeMigration8ReadAsBefore) {
-  // Before 0008 an attempt's end was a job_events row, and its job_attempts row had no event
-  // id; such a job's events are read once each, in order, with the ends that came after.
+  // Before 0008 an attempt's end was a job_events row beside its job_attempts row. Attempt 1
+  // was written before the migration (no event id); attempt 2 by the previous version still
+  // running after it (an event id by default, no job_state). Each end is read once, in order,
+  // with the ends that came after.
   auto job = runningJob();
   const auto id = std::to_string(job.id);
-  execute(target_, "INSERT INTO job_attempts (job_id, attempt, outcome, error, event_id) VALUES (" +
-                       id + ", 1, 'retry', 'timed out', NULL); "
-                       "INSERT INTO job_events (job_id, attempt, kind, level, message) VALUES (" +
-                       id + ", 1, 'state', 'warn', 'attempt 1 ended: retry: timed out; job queued')");
-  execute(target_, "UPDATE jobs SET attempt = 2 WHERE id = " + id);
-  job.attempt = 2;
+  const auto oldEnd = [&](int attempt, const std::string& event_id) {
+    const auto n = std::to_string(attempt);
+    execute(target_, "INSERT INTO job_attempts (job_id, attempt, outcome, error" +
+                         std::string(event_id.empty() ? "" : ", event_id") + ") VALUES (" + id + ", " +
+                         n + ", 'retry', 'timed out'" + (event_id.empty() ? "" : ", " + event_id) + "); "
+                         "INSERT INTO job_events (job_id, attempt, kind, level, message) VALUES (" +
+                         id + ", " + n + ", 'state', 'warn', 'attempt " + n +
+                         " ended: retry: timed out; job queued')");
+  };
+  oldEnd(1, "NULL");
+  oldEnd(2, "");
+  execute(target_, "UPDATE jobs SET attempt = 3 WHERE id = " + id);
+  job.attempt = 3;
   must(queue_->complete(worker_, Completion{job.id, job.attempt}), "complete");
   const auto written = events(job.id);
-  ASSERT_EQ(written.size(), 2U);
+  ASSERT_EQ(written.size(), 3U);
   EXPECT_EQ(written[0].message, "attempt 1 ended: retry: timed out; job queued");
-  EXPECT_EQ(written[1].message, "attempt 2 ended: succeeded");
+  EXPECT_EQ(written[1].message, "attempt 2 ended: retry: timed out; job queued");
+  EXPECT_EQ(written[2].message, "attempt 3 ended: succeeded");
   EXPECT_LT(written[0].id, written[1].id);
+  EXPECT_LT(written[1].id, written[2].id);
 }
 
 TEST_F(JobEventsTest, EventsGoWithTheirJobs) {

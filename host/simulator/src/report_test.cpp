@@ -16,10 +16,6 @@ std::string lineOf(const std::string& table, const std::string& label) {
   return table.substr(start, table.find('\n', start) - start);
 }
 
-bool endsWith(const std::string& text, const std::string& end) {
-  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
-}
-
 TEST(Report, PercentilesByNearestRank) {
   const std::vector<double> values = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   EXPECT_EQ(percentile(values, 0.5), 5);
@@ -79,7 +75,7 @@ TEST(Report, SummarizesARun) {
   const auto burst_row = row.substr(0, row.find('\n'));
   EXPECT_NE(burst_row.find("40 s"), burst_row.rfind("40 s")) << table;  // one per column
   // Pod-hours to the second; the rows that would say nothing here are left out.
-  EXPECT_TRUE(endsWith(lineOf(table, "pod-hours to the horizon"), " 20.001")) << table;
+  EXPECT_TRUE(lineOf(table, "pod-hours to the horizon").ends_with(" 20.001")) << table;
   EXPECT_EQ(table.find("after the horizon"), std::string::npos) << table;
   EXPECT_EQ(table.find("never started"), std::string::npos) << table;
 }
@@ -107,7 +103,7 @@ TEST(Report, PodHoursCompareOverTheSameWindow) {
 
   std::ostringstream out;
   printSummaries(out, {summary});
-  EXPECT_TRUE(endsWith(lineOf(out.str(), "pod-hours after the horizon"), " 1.008")) << out.str();
+  EXPECT_TRUE(lineOf(out.str(), "pod-hours after the horizon").ends_with(" 1.008")) << out.str();
 }
 
 /// A run that gave up with jobs never started: they count as waiting until the end, and the
@@ -132,7 +128,7 @@ TEST(Report, JobsNeverStartedWaitUntilTheEnd) {
   std::ostringstream out;
   printSummaries(out, {summary});
   const auto table = out.str();
-  EXPECT_TRUE(endsWith(lineOf(table, "jobs never started"), " 2")) << table;
+  EXPECT_TRUE(lineOf(table, "jobs never started").ends_with(" 2")) << table;
   EXPECT_NE(table.find("seed: 2 job(s) never finished, 2 of them never started, when the run "
                        "gave up at 8d 00:00:00; the queue waits count those as waiting until "
                        "then, so they are lower bounds"),

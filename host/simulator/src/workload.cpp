@@ -173,6 +173,7 @@ Workload parseTrace(std::istream& in, const std::string& name, std::optional<Sim
     line_number = std::max(line_number, 1);
     fail("empty trace: expected the header 'arrival_s,duration_s[,integration]'");
   }
+  if (workload.jobs.empty()) throw TraceError("the trace " + name + " has no jobs");
   std::stable_sort(workload.jobs.begin(), workload.jobs.end(),
                    [](const SimJob& a, const SimJob& b) { return a.arrival < b.arrival; });
   workload.description = name + " (" + std::to_string(workload.jobs.size()) + " jobs)";

@@ -21,7 +21,6 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -33,11 +32,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,7 +95,6 @@ Options parse(int argc, char** argv) {
   }
   return options;
 }
-
 
 // --- the service under test ------------------------------------------------------------------
 

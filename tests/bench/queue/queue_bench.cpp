@@ -7,7 +7,6 @@
 //
 // It drops and recreates the schema `bench_queue` (or --schema) in that database.
 
-#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -17,11 +16,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -141,13 +137,14 @@ struct DrainFigures {
   long long autoanalyzes = 0;
 };
 
-// Autovacuum and autoanalyze runs finished so far on the benchmark schema's tables.
+// Autovacuum and autoanalyze runs finished so far on the benchmark schema's tables (scalar()
+// runs in that schema).
 std::pair<long long, long long> autovacuumRuns(const DatabaseTarget& target) {
-  const auto schema = pqxx::connection(target.url).quote(target.schema);
-  return {std::stoll(scalar(target, "SELECT sum(autovacuum_count) FROM pg_stat_user_tables "
-                                    "WHERE schemaname = " + schema)),
-          std::stoll(scalar(target, "SELECT sum(autoanalyze_count) FROM pg_stat_user_tables "
-                                    "WHERE schemaname = " + schema))};
+  std::istringstream runs(scalar(target, "SELECT sum(autovacuum_count) || ' ' || sum(autoanalyze_count) "
+                                         "FROM pg_stat_user_tables WHERE schemaname = current_schema()"));
+  std::pair<long long, long long> counts;
+  runs >> counts.first >> counts.second;
+  return counts;
 }
 
 // Checkpoints started so far, timed or requested.

@@ -22,7 +22,6 @@
 #include <fstream>
 #include <iostream>
 #include <string>
-#include <time.h>
 #include <unistd.h>
 #include <vector>
 

@@ -45,6 +45,10 @@ std::string printableExcerpt(std::string_view bytes) {
   return out;
 }
 
+bool lastReadTimedOut(const Poco::Net::HTTPSession& session) {
+  return dynamic_cast<const Poco::TimeoutException*>(session.networkException()) != nullptr;
+}
+
 namespace {
 
 /// The connection's socket, keeping a copy of what Poco reads from it for a request's header:
@@ -155,14 +159,10 @@ std::string unreadableBecause(const std::string& poco_message) {
 std::optional<ApiError> unreadable(const Poco::Exception& error, const Poco::Net::HTTPSession& session) {
   // Poco reads the request line through a stream that turns a failed read into the end of the
   // input, so a line cut by a timeout looks malformed; the session keeps the failure.
-  const auto* failure = session.networkException();
-  const auto timedOut = [](const Poco::Exception* exception) {
-    return dynamic_cast<const Poco::TimeoutException*>(exception) != nullptr;
-  };
-  if (timedOut(&error) || timedOut(failure)) {
+  if (dynamic_cast<const Poco::TimeoutException*>(&error) != nullptr || lastReadTimedOut(session)) {
     return ApiError{408, "timeout", "the request's header did not arrive in time"};
   }
-  if (failure != nullptr) return std::nullopt;
+  if (session.networkException() != nullptr) return std::nullopt;
   if (dynamic_cast<const Poco::Net::MessageException*>(&error) != nullptr) {
     return ApiError{400, "bad_request", unreadableBecause(error.message())};
   }
@@ -170,7 +170,7 @@ std::optional<ApiError> unreadable(const Poco::Exception& error, const Poco::Net
   if (dynamic_cast<const Poco::SyntaxException*>(&error) != nullptr) {
     return ApiError{400, "bad_request", "the request's Content-Length must be a number of bytes"};
   }
-  spdlog::debug("a request could not be read: {}", error.displayText());
+  spdlog::debug("a request could not be read: {}", printableExcerpt(error.displayText()));
   return ApiError{400, "bad_request", "the request could not be read"};
 }
 

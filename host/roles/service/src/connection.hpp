@@ -18,6 +18,7 @@
 namespace Poco::Net {
 class HTTPServerRequest;
 class HTTPServerResponse;
+class HTTPSession;
 }  // namespace Poco::Net
 
 namespace syncpod::service {
@@ -25,6 +26,10 @@ namespace syncpod::service {
 /// Up to 40 bytes of a client's `bytes`, safe to show in a message or a log line: printable
 /// ASCII as it is, other bytes as \xNN, and "…" when there were more.
 std::string printableExcerpt(std::string_view bytes);
+
+/// Whether the session's last read failed by timing out (Poco keeps the failure in the
+/// session; the stream that read shows it as the end of the input).
+bool lastReadTimedOut(const Poco::Net::HTTPSession& session);
 
 /// Answers the requests the connections read. Called on the connections' threads, several at
 /// once.

@@ -30,13 +30,14 @@
 namespace syncpod::service {
 namespace {
 
+/// The characters of an HTTP token (RFC 9110 §5.6.2), such as a header field name.
+constexpr const char* kTokenCharacters =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+
 /// Why the request's framing cannot be trusted, or "" when it can. Poco would take the first
 /// of several Content-Length headers, and chunked over a Content-Length beside it; a proxy in
 /// front may choose otherwise and see another request than the service does (request
 /// smuggling), so such requests are refused instead (RFC 9112 §6.3).
-constexpr const char* kTokenCharacters =
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
-
 std::string framingProblem(const Poco::Net::HTTPServerRequest& in) {
   int lengths = 0;
   int encodings = 0;
@@ -76,8 +77,7 @@ ApiError tooLarge(std::size_t limit) {
 
 /// 408 when the session's last read timed out, else 400: the request did not arrive whole.
 [[noreturn]] void cutShort(const Poco::Net::HTTPSession* session, const std::string& what) {
-  const auto* failure = session != nullptr ? session->networkException() : nullptr;
-  if (failure != nullptr && dynamic_cast<const Poco::TimeoutException*>(failure) != nullptr) {
+  if (session != nullptr && lastReadTimedOut(*session)) {
     throw ApiError{408, "timeout", what + ": it did not arrive in time"};
   }
   throw ApiError{400, "bad_request", what};
@@ -333,16 +333,18 @@ class Service::Impl {
       server_->stop();
       connections_->stopAll();
       // The connections run on Poco's shared thread pool and use this object's handler,
-      // router and database connections: they must be done before it goes.
-      if (!connections_->awaitAllEnded(kStopLimit)) {
-        spdlog::warn("stopping: requests still running after {} s; stopping anyway",
-                     std::chrono::duration_cast<std::chrono::seconds>(kStopLimit).count());
+      // router and database connections: they must be done before it goes, however long a
+      // request stuck in a database call takes (the pod's grace period bounds it).
+      for (auto waited = kStopWarnEvery; !connections_->awaitAllEnded(kStopWarnEvery);
+           waited += kStopWarnEvery) {
+        spdlog::warn("stopping: requests still running after {} s; waiting for them",
+                     std::chrono::duration_cast<std::chrono::seconds>(waited).count());
       }
     }
     server_.reset();
   }
 
-  static constexpr std::chrono::milliseconds kStopLimit{std::chrono::seconds(10)};
+  static constexpr std::chrono::milliseconds kStopWarnEvery{std::chrono::seconds(10)};
 
   int port() const { return socket_ ? socket_->address().port() : options_.port; }
 
