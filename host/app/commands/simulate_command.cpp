@@ -228,9 +228,11 @@ class SimulateCommand final : public Command {
 
     std::vector<simulator::Summary> summaries;
     std::vector<std::string> written;
+    std::vector<std::string> thinned;
     for (const auto policy : policies) {
       auto run_options = options;
       run_options.scaling.policy = policy;
+      run_options.max_samples = kMaxSamples;
       const auto started = std::chrono::steady_clock::now();
       const auto result = simulator::simulate(workload, run_options);
       auto summary = simulator::summarize(workload, result);
@@ -240,6 +242,13 @@ class SimulateCommand final : public Command {
 
       const std::string policy_name(core::toString(policy));
       const bool several = policies.size() > 1;
+      if (result.sample_interval != run_options.sample_interval) {
+        thinned.push_back("policy " + policy_name + " ran on to " +
+                          simulator::formatSeconds(std::chrono::duration<double>(result.end).count()) +
+                          ", past the horizon: its time series has one sample every " +
+                          setting(result.sample_interval) + ", so that it keeps at most " +
+                          std::to_string(kMaxSamples) + " samples");
+      }
       if (const auto path = given("csv")) {
         const auto file = outputPath(*path, policy_name, several);
         auto out = openOutput(file);
@@ -261,6 +270,7 @@ class SimulateCommand final : public Command {
       }
     }
     simulator::printSummaries(std::cout, summaries);
+    for (const auto& note : thinned) std::cout << "note:     " << note << '\n';
     for (const auto& file : written) std::cout << "wrote " << file << '\n';
     return 0;
   }

@@ -229,7 +229,7 @@ void writeSvgChart(std::ostream& out, const SimulationResult& result, const Char
   int pods_max = 1;
   int jobs_max = 1;
   for (const auto& s : result.samples) {
-    if (s.time < from - result.options.sample_interval || s.time > to) continue;
+    if (s.time < from - result.sample_interval || s.time > to) continue;
     pods_max = std::max({pods_max, s.pods, static_cast<int>(target(s))});
     jobs_max = std::max({jobs_max, s.queued_jobs, s.running_jobs});
   }

@@ -62,8 +62,10 @@ class Model {
       throw std::invalid_argument(
           "simulate: active_period must be above 0, terminating_grace and pod start not below 0");
     }
+    if (options.max_samples < 2) throw std::invalid_argument("simulate: max_samples must be 2 or more");
     result_.options = options;
     result_.horizon = horizonOf(workload, options);
+    result_.sample_interval = options.sample_interval;
     result_.jobs.resize(workload.jobs.size());
   }
 
@@ -264,8 +266,17 @@ class Model {
     sample.queued_jobs = queued_;
     sample.runnable_jobs = static_cast<int>(runnable_.size());
     sample.running_jobs = running_;
-    result_.samples.push_back(sample);
-    schedule(now_ + options_.sample_interval, Kind::Sample);
+    auto& samples = result_.samples;
+    samples.push_back(sample);
+    if (samples.size() > options_.max_samples) {
+      // Samples are taken at multiples of the interval from 0, so the even ones are the
+      // multiples of twice the interval, and sampling goes on from the last of them.
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < samples.size(); i += 2) samples[kept++] = samples[i];
+      samples.resize(kept);
+      result_.sample_interval *= 2;
+    }
+    schedule(samples.back().time + result_.sample_interval, Kind::Sample);
   }
 
   const Workload& workload_;

@@ -329,6 +329,36 @@ TEST(Simulation, GivesUpWhenNoWorkerEverStarts) {
   EXPECT_EQ(summary.worker_wait_max_s, 110 * 60);
 }
 
+/// A run that goes on past the horizon keeps no more than max_samples: every other sample goes
+/// and the interval doubles, as often as needed, and the series stays evenly spaced to the end.
+TEST(Simulation, ARunThatNeverDrainsKeepsAtMostMaxSamples) {
+  auto settings = options();
+  settings.scaled_job.activation_target_query_value = 1000;  // no worker ever starts
+  settings.horizon = 1h;
+  settings.give_up_after = 24h;
+  settings.sample_interval = 1min;
+  settings.max_samples = 100;
+  const auto result = simulate(jobs({{10min, 1min, 1, false}}), settings);
+  ASSERT_FALSE(result.complete);
+  ASSERT_EQ(result.end, 25h);
+  // 1,501 samples at 1 min; 100 at most means one every 16 min: 0, 16, ..., 1488 min.
+  EXPECT_EQ(result.sample_interval, 16min);
+  ASSERT_EQ(result.samples.size(), 94u);
+  for (std::size_t i = 0; i < result.samples.size(); ++i) {
+    ASSERT_EQ(result.samples[i].time, result.sample_interval * static_cast<int>(i)) << "sample " << i;
+  }
+  EXPECT_EQ(result.samples[5].queued_jobs, 1);  // at 80 min, the job still waits
+
+  // Within the cap nothing changes.
+  settings.max_samples = 1501;
+  const auto whole = simulate(jobs({{10min, 1min, 1, false}}), settings);
+  EXPECT_EQ(whole.sample_interval, 1min);
+  EXPECT_EQ(whole.samples.size(), 1501u);
+
+  settings.max_samples = 1;
+  EXPECT_THROW(simulate(jobs({}), settings), std::invalid_argument);
+}
+
 /// The count KEDA aims at is what decideScaledJob says, not a copy of its arithmetic: with a
 /// target of 2 per pod and one pod always kept, maxScale is ceil(q / 2), capped at max - min.
 TEST(Simulation, SamplesKeepKedasMaxScale) {

@@ -4,6 +4,7 @@
 // functions the real singleton and `syncpod scaler` call. docs/autoscaling.md.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,9 @@ struct SimulationOptions {
   std::chrono::milliseconds pod_start{std::chrono::seconds(20)};
   /// Time-series resolution.
   std::chrono::milliseconds sample_interval{std::chrono::seconds(60)};
+  /// At most this many samples: a run that goes on past them (one that does not drain, say)
+  /// keeps every other sample and samples half as often from then on, as often as needed.
+  std::size_t max_samples = 1000000;
   /// Simulate at least until then (or the last arrival, if later: horizonOf()), and on until
   /// every job has finished.
   SimTime horizon{std::chrono::hours(24)};
@@ -86,7 +90,9 @@ struct SimulationResult {
   SimulationOptions options;
   std::vector<JobOutcome> jobs;  ///< in the workload's order
   std::vector<PodLife> pods;     ///< in order of creation
-  std::vector<Sample> samples;   ///< every sample_interval from 0 up to `end`
+  std::vector<Sample> samples;   ///< every `sample_interval` from 0 up to `end`
+  /// options.sample_interval, or a power-of-two multiple of it when max_samples thinned them.
+  std::chrono::milliseconds sample_interval{0};
   /// horizonOf() the workload: the same for every policy, so figures cut there compare.
   SimTime horizon{0};
   /// Where the run stopped: the horizon, or the end of the last job if later.
@@ -109,7 +115,7 @@ struct SimulationResult {
 /// Whenever a job arrives or a slot or lane frees, ACTIVE workers claim queued jobs at once
 /// (the real workers wake on NOTIFY): oldest worker first, jobs first come first served, at
 /// most one running job per integration. Throws std::invalid_argument for an interval or period
-/// that is not above 0 (pod start and grace may be 0).
+/// that is not above 0 (pod start and grace may be 0), or max_samples below 2.
 SimulationResult simulate(const Workload& workload, const SimulationOptions& options);
 
 /// Where a run of `workload` simulates at least until: options.horizon, or the last arrival if
