@@ -4,6 +4,7 @@
 
 #include "connection.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -194,9 +195,13 @@ class Connection final : public Poco::Net::TCPServerConnection {
     }
     auto* recorder = new HeaderRecordingSocket(fd);
     Session session{Poco::Net::StreamSocket(recorder), factory_.params_};  // the socket owns it
+    Ending ending = Ending::Quietly;
     while (!stopped_ && session.hasMoreRequests()) {
-      if (!serve(session, *recorder)) break;
+      ending = serve(session, *recorder);
+      if (ending != Ending::NotYet) break;
     }
+    // Also after the last of the keep-alive limit's requests, or one without keep-alive.
+    if (ending != Ending::Quietly) lingerBeforeClosing(fd);
   }
 
   /// Ends the connection, from another thread: its socket's reads and writes fail from now on.
@@ -210,25 +215,33 @@ class Connection final : public Poco::Net::TCPServerConnection {
   }
 
  private:
-  /// Reads a request and answers it; false when the connection is to close.
-  bool serve(Session& session, HeaderRecordingSocket& recorder) {
+  enum class Ending {
+    NotYet,       ///< the connection goes on to its next request
+    AfterAnswer,  ///< it closes after an answer, perhaps with some of the request unread
+    Quietly,      ///< it closes with nothing sent: the client went away, or said nothing in time
+  };
+
+  /// Reads a request and answers it; says whether and how the connection is to close.
+  Ending serve(Session& session, HeaderRecordingSocket& recorder) {
     Poco::Net::HTTPServerResponseImpl response(session);
     std::optional<Poco::Net::HTTPServerRequestImpl> request;
     recorder.startHeader(session.unread());
     try {
       request.emplace(response, session, factory_.params_.get());
     } catch (const Poco::Net::NoMessageException&) {
-      return false;  // the connection ended between requests
+      return Ending::Quietly;  // the connection ended between requests
     } catch (const Poco::Exception& error) {
-      if (const auto answer = unreadable(error, session)) refuse(session, *answer);
-      return false;
+      const auto answer = unreadable(error, session);
+      if (!answer) return Ending::Quietly;
+      refuse(session, *answer);
+      return Ending::AfterAnswer;
     }
     const auto header = recorder.endHeader(session.unread());
     if (const auto line = lineWithoutColon(header)) {
       refuse(session, {400, "bad_request",
                        "the request's header could not be read: its line '" + printableExcerpt(*line) +
                            "' has no colon, so it is not a header field"});
-      return false;
+      return Ending::AfterAnswer;
     }
     const bool keep_alive = factory_.params_->getKeepAlive() && session.canKeepAlive();
     response.setDate(Poco::Timestamp());
@@ -242,10 +255,33 @@ class Connection final : public Poco::Net::TCPServerConnection {
       factory_.handler_.handle(*request, response);
     } catch (const Poco::Exception& error) {
       spdlog::debug("connection ended while answering: {}", error.displayText());
-      return false;
+      return Ending::Quietly;
     }
     session.setKeepAlive(keep_alive && response.getKeepAlive());
-    return true;
+    return session.getKeepAlive() ? Ending::NotYet : Ending::AfterAnswer;
+  }
+
+  /// Closes the sending side and reads what the client still sends until it closes too, for a
+  /// few seconds at most (a "lingering close", as Apache and nginx do). Closing a socket with
+  /// unread bytes makes the kernel reset the connection, and a reset can destroy the answer
+  /// on its way or in the client's buffers: a client still sending a refused body (413) would
+  /// get an error in place of the answer.
+  void lingerBeforeClosing(int fd) {
+    constexpr auto kAtMost = std::chrono::seconds(5);
+    constexpr auto kQuietFor = std::chrono::seconds(1);  // no byte this long: the client waits for the close
+    if (stopped_ || ::shutdown(fd, SHUT_WR) != 0) return;
+    const auto until = std::chrono::steady_clock::now() + kAtMost;
+    char discarded[16384];
+    while (!stopped_) {
+      const auto left = std::min<std::chrono::steady_clock::duration>(until - std::chrono::steady_clock::now(), kQuietFor);
+      if (left <= std::chrono::steady_clock::duration::zero()) return;
+      pollfd readable{fd, POLLIN, 0};
+      const int ready = ::poll(&readable, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count()));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) return;
+      const auto got = ::recv(fd, discarded, sizeof discarded, MSG_DONTWAIT);
+      if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return;
+    }
   }
 
   /// Answers a request that could not be read, as the connection's last.

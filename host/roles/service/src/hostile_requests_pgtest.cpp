@@ -1281,18 +1281,18 @@ TEST_F(HostileRequestsTest, AmbiguousFramingIsRefusedAndTheConnectionClosed) {
 
 TEST_F(HostileRequestsTest, TheRestOfARefusedBodyIsNotReadAsARequest) {
   // Over the limit: refused before it is read, and the connection is closed, so that the
-  // request hidden in the body is never answered.
+  // request hidden in the body is never answered. The service reads the rest before it closes
+  // (a lingering close): the client can send all of it, and the connection ends in an orderly
+  // close, not a reset that could destroy the answer.
   const auto hidden = post(syncsPath(), "Content-Length: 2\r\n", "{}");
   const auto body = hidden + std::string(options_.max_body_bytes, ' ');
   RawConnection connection(service_->port());
   ASSERT_TRUE(connection.connected());
-  connection.send(post(syncsPath(), "Content-Length: " + std::to_string(body.size()) + "\r\n", body));
+  EXPECT_TRUE(connection.send(post(syncsPath(), "Content-Length: " + std::to_string(body.size()) + "\r\n", body)));
   const auto answer = connection.receive(milliseconds(10000));
-  if (answer.outcome == Answer::Outcome::Answered) {
-    expectError(answer, 413, "too_large");
-    EXPECT_TRUE(answer.closes());
-    EXPECT_NE(connection.receive(milliseconds(10000)).outcome, Answer::Outcome::Answered);
-  }
+  expectError(answer, 413, "too_large");
+  EXPECT_TRUE(answer.closes());
+  EXPECT_EQ(connection.receive(milliseconds(10000)).outcome, Answer::Outcome::Closed);
   EXPECT_EQ(jobCount(), "1");
 }
 
