@@ -100,10 +100,17 @@ class Session final : public Poco::Net::HTTPServerSession {
 };
 
 
-/// The first line of a request's header that is neither a field nor the fold of one (it has no
-/// colon), or nullopt. `header` is the header as sent: any blank lines, the request line, the
-/// field lines, each perhaps folded onto lines that start with a space or tab, the empty line.
-std::optional<std::string_view> lineWithoutColon(std::string_view header) {
+/// The characters of an HTTP token (RFC 9110 §5.6.2), such as a header field name.
+constexpr std::string_view kTokenCharacters =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+
+/// What is wrong with the first header line that is not a field (nor the fold of one), or
+/// nullopt. `header` is the header as sent: any blank lines, the request line, the field lines,
+/// each perhaps folded onto lines that start with a space or tab, the empty line. Poco skips a
+/// line without a colon and keeps whatever precedes a colon as the name; RFC 9112 §5.1 wants a
+/// token there, with no whitespace before the colon, or "Content-Length : 5" would be a field
+/// of another name to the service and a length to a proxy in front.
+std::optional<std::string> malformedFieldLine(std::string_view header) {
   auto end = header.find('\n', header.find_first_not_of(" \t\r\n"));
   bool after_field = false;
   while (end != std::string_view::npos && end + 1 < header.size()) {
@@ -112,10 +119,16 @@ std::optional<std::string_view> lineWithoutColon(std::string_view header) {
     auto line = header.substr(start, end == std::string_view::npos ? end : end - start);
     // Poco ends the header at a line that starts with CR, whatever follows on it.
     if (line.empty() || line.front() == '\r') break;
-    const bool folded = after_field && (line.front() == ' ' || line.front() == '\t');
-    if (!folded && line.find(':') == std::string_view::npos) {
+    if (after_field && (line.front() == ' ' || line.front() == '\t')) continue;  // a fold
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
       if (line.back() == '\r') line.remove_suffix(1);
-      return line;
+      return "its line '" + printableExcerpt(line) + "' has no colon, so it is not a header field";
+    }
+    const auto name = line.substr(0, colon);
+    if (name.empty() || name.find_first_not_of(kTokenCharacters) != std::string_view::npos) {
+      return "the header field name '" + printableExcerpt(name) +
+             "' is not a token (letters, digits and !#$%&'*+-.^_`|~, nothing else)";
     }
     after_field = true;
   }
@@ -237,10 +250,8 @@ class Connection final : public Poco::Net::TCPServerConnection {
       return Ending::AfterAnswer;
     }
     const auto header = recorder.endHeader(session.unread());
-    if (const auto line = lineWithoutColon(header)) {
-      refuse(session, {400, "bad_request",
-                       "the request's header could not be read: its line '" + printableExcerpt(*line) +
-                           "' has no colon, so it is not a header field"});
+    if (const auto problem = malformedFieldLine(header)) {
+      refuse(session, {400, "bad_request", "the request's header could not be read: " + *problem});
       return Ending::AfterAnswer;
     }
     const bool keep_alive = factory_.params_->getKeepAlive() && session.canKeepAlive();
