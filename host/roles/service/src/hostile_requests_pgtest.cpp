@@ -32,25 +32,17 @@
 #include "api.hpp"
 #include "handlers.hpp"
 #include "metrics.hpp"
-#include "pg_test_support.hpp"
 #include "router.hpp"
-#include "syncpod/core/api_tokens.hpp"
+#include "service_pgtest_support.hpp"
 #include "syncpod/core/integrations.hpp"
 #include "syncpod/core/job_queue.hpp"
-#include "syncpod/core/plugins.hpp"
 #include "syncpod/core/webhooks.hpp"
-#include "syncpod/service/service.hpp"
 
 namespace syncpod::service {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-const core::PluginRegistry& plugins() {
-  static const auto registry = core::PluginRegistry::load({SYNCPOD_TEST_PLUGIN_DIR "/libmemory.so"});
-  return registry;
-}
 
 long long envNumber(const char* name, long long fallback) {
   const char* text = std::getenv(name);
@@ -1055,25 +1047,22 @@ class Runner {
 
 constexpr const char* kWebhookSecret = "whsec_hostile_requests_0123456789";
 
-class HostileRequestsTest : public syncpod::testing::PgTest {
+class HostileRequestsTest : public testing::ServiceFixture {
  protected:
-  void SetUp() override {
-    PgTest::SetUp();
-    options_.host = "127.0.0.1";
-    options_.port = 0;
+  HostileRequestsTest() {
     options_.threads = 4;
     options_.max_body_bytes = 64 * 1024;
     options_.webhook_max_body_bytes = 16 * 1024;
     // Short, so that the requests left hanging on purpose are given up on soon.
     options_.read_timeout = std::chrono::milliseconds(1500);
-    startService();
+    options_.metrics_scan_interval = ServiceOptions{}.metrics_scan_interval;
+  }
 
-    core::TokenStore tokens(target_);
-    auto write = tokens.create("fuzz-write", core::TokenScope::Write);
-    auto read = tokens.create("fuzz-read", core::TokenScope::Read);
-    ASSERT_TRUE(write && read);
-    fuzz_.write_token = write->secret;
-    fuzz_.read_token = read->secret;
+  void SetUp() override {
+    ServiceFixture::SetUp();
+    fuzz_.port = service_->port();
+    fuzz_.write_token = secrets_.at(core::TokenScope::Write);
+    fuzz_.read_token = secrets_.at(core::TokenScope::Read);
     fuzz_.max_body_bytes = options_.max_body_bytes;
     fuzz_.webhook_secret = kWebhookSecret;
 
@@ -1098,19 +1087,13 @@ class HostileRequestsTest : public syncpod::testing::PgTest {
     }
     Router router;
     const HttpMetrics unused;
-    addRoutes(router, RouteContext{options_, plugins(), unused});
+    addRoutes(router, RouteContext{options_, testing::testPlugins(), unused});
     fuzz_.routes = router.routes();
   }
 
-  void TearDown() override {
-    service_.reset();
-    PgTest::TearDown();
-  }
-
-  void startService() {
-    service_.reset();
-    service_ = std::make_unique<Service>(target_, options_, plugins());
-    service_->start();
+  /// Restarts the service with options_ as they are now.
+  void restartService() {
+    startService(target_);
     fuzz_.port = service_->port();
   }
 
@@ -1153,8 +1136,6 @@ class HostileRequestsTest : public syncpod::testing::PgTest {
     }
   }
 
-  ServiceOptions options_;
-  std::unique_ptr<Service> service_;
   Target fuzz_;
 };
 
@@ -1253,7 +1234,7 @@ TEST_F(HostileRequestsTest, ABodyThatStopsArrivingIsATimeout) {
 TEST_F(HostileRequestsTest, ARequestWithoutContentLengthHasNoBodyAndIsAnsweredAtOnce) {
   // Long enough that waiting for the client to close would show.
   options_.read_timeout = std::chrono::seconds(30);
-  startService();
+  restartService();
   RawConnection connection(service_->port());
   ASSERT_TRUE(connection.send(post(syncsPath(), "", "") + get("/api/v1/jobs/" + std::to_string(fuzz_.jobs[1]))));
   const auto start = SteadyClock::now();
