@@ -31,12 +31,18 @@ T orDie(core::Result<T> result, const char* what) {
   return std::move(result).value();
 }
 
-/// The first column of the first row of `sql`, run in the target's schema.
+/// The first column of the first row of `sql`; "" when it returns no row or NULL.
+inline std::string scalar(pqxx::connection& connection, const std::string& sql) {
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec(sql);
+  return rows.empty() || rows[0][0].is_null() ? "" : rows[0][0].c_str();
+}
+
+/// The same, on a connection of its own in the target's schema.
 inline std::string scalar(const core::DatabaseTarget& target, const std::string& sql) {
   pqxx::connection connection(target.url);
   connection.set_variable("search_path", connection.quote_name(target.schema));
-  pqxx::nontransaction tx(connection);
-  return tx.exec(sql)[0][0].c_str();
+  return scalar(connection, sql);
 }
 
 /// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when it is gone.

@@ -122,12 +122,6 @@ void exec(const std::string& url, const std::string& sql) {
   tx.exec(sql);
 }
 
-std::string scalar(const std::string& url, const std::string& sql) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  return tx.exec(sql)[0][0].c_str();
-}
-
 IntegrationId createIntegration(const std::string& url, const std::string& schema,
                                 const Json& config) {
   pqxx::connection connection(url);
@@ -298,7 +292,7 @@ int main(int argc, char** argv) {
   expect("applied changes of the initial sync",
          initial_counts["target"]["applied"].get<long long>(), options.records);
   expect("rows after the initial sync",
-         std::stoll(scalar(options.url, "SELECT count(*) FROM " + crm + ".people")),
+         std::stoll(scalar(target, "SELECT count(*) FROM " + crm + ".people")),
          options.records);
 
   writeFile(directory / "users.jsonl", options.records, true);
@@ -312,7 +306,7 @@ int main(int argc, char** argv) {
          options.records - changed);
   expect("rows with the changed value",
          std::stoll(
-             scalar(options.url, "SELECT count(*) FROM " + crm + ".people WHERE city = 'Lyon'")),
+             scalar(target, "SELECT count(*) FROM " + crm + ".people WHERE city = 'Lyon'")),
          changed);
 
   std::printf("records                              %12lld\n", options.records);

@@ -68,12 +68,6 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-std::string scalar(pqxx::connection& connection, const std::string& sql) {
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(sql);
-  return rows.empty() || rows[0][0].is_null() ? "" : rows[0][0].c_str();
-}
-
 /// Polls until `sql` returns a non-empty value (at most 30 s).
 std::string awaitValue(pqxx::connection& connection, const std::string& sql) {
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
