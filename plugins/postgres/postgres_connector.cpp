@@ -626,6 +626,31 @@ std::optional<ChangeResult> PostgresConnector::precheck(const Stream& s, const S
   return std::nullopt;
 }
 
+std::optional<ChangeResult> PostgresConnector::lockedRowsOutcome(
+    const Stream& s, const Change& change, int rows, const std::optional<std::string>& version) {
+  const Table& table = *s.table;
+  const std::string key_text = describeKey(change.key);
+  if (rows == 0) {
+    if (change.op == ChangeOp::Delete) return ChangeResult{ChangeStatus::Noop, {}};
+    return ChangeResult{ChangeStatus::Conflict, "no row with key " + key_text + " in " +
+                                                    table.display + " (deleted since it was read?)"};
+  }
+  if (rows > 1) {
+    return ChangeResult{ChangeStatus::Rejected, "key " + key_text + " matches more than one row of " +
+                                                    table.display + "; key_fields must identify one row"};
+  }
+  if (change.expected_version && s.config.updated_column) {
+    const std::string stored = version.value_or("");
+    if (stored != *change.expected_version) {
+      return ChangeResult{ChangeStatus::Conflict, "row " + key_text + " has " +
+                                                      *s.config.updated_column + " \"" + stored +
+                                                      "\", the change expected \"" +
+                                                      *change.expected_version + "\""};
+    }
+  }
+  return std::nullopt;
+}
+
 ChangeResult PostgresConnector::runChange(const Stream& s, const Shape& shape,
                                           const Change& change) {
   const Table& table = *s.table;
@@ -677,24 +702,9 @@ ChangeResult PostgresConnector::runChange(const Stream& s, const Shape& shape,
     if (error.sqlClass() == "22") throw KeyDoesNotFit();
     throw;
   }
-  const std::string key_text = describeKey(change.key);
-  if (found->size() == 0) {
-    if (change.op == ChangeOp::Delete) return {ChangeStatus::Noop, {}};
-    return {ChangeStatus::Conflict, "no row with key " + key_text + " in " + table.display +
-                                        " (deleted since it was read?)"};
-  }
-  if (found->size() > 1) {
-    return {ChangeStatus::Rejected, "key " + key_text + " matches more than one row of " +
-                                        table.display + "; key_fields must identify one row"};
-  }
-  if (change.expected_version && s.config.updated_column) {
-    const std::string version = found->isNull(0, 0) ? std::string() : found->text(0, 0);
-    if (version != *change.expected_version) {
-      return {ChangeStatus::Conflict, "row " + key_text + " has " + *s.config.updated_column +
-                                          " \"" + version + "\", the change expected \"" +
-                                          *change.expected_version + "\""};
-    }
-  }
+  const std::optional<std::string> version =
+      found->size() == 1 && !found->isNull(0, 0) ? std::optional(found->text(0, 0)) : std::nullopt;
+  if (auto outcome = lockedRowsOutcome(s, change, found->size(), version)) return *outcome;
 
   Params params;
   const std::string key_condition = keyCondition(shape, params, change.key);
@@ -791,12 +801,115 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
   }
 }
 
+void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Changeset& changeset,
+                                 const std::vector<std::size_t>& run,
+                                 std::vector<ChangeResult>& results) {
+  const Table& table = *s.table;
+  const Change& first = changeset.changes.at(run.front());
+  const bool update = first.op == ChangeOp::Update;
+  std::vector<const Column*> fields;
+  if (update) {
+    for (const auto& name : fieldNames(first.fields)) fields.push_back(table.find(name));
+  }
+  // As runCreates: one array parameter per input column, unnested into rows. Every change has
+  // its place in the run, the version it expects (NULL: none), its key and its new values.
+  std::vector<std::optional<std::string>> places;
+  std::vector<std::optional<std::string>> expected;
+  std::vector<std::vector<std::optional<std::string>>> keys(shape.keys.size());
+  std::vector<std::vector<std::optional<std::string>>> values(fields.size());
+  for (std::size_t n = 0; n < run.size(); ++n) {
+    const Change& change = changeset.changes.at(run[n]);
+    places.emplace_back(std::to_string(n));
+    expected.push_back(change.expected_version && s.config.updated_column ? change.expected_version
+                                                                          : std::nullopt);
+    for (std::size_t k = 0; k < keys.size(); ++k) keys[k].emplace_back(change.key.at(k));
+    for (std::size_t f = 0; f < fields.size(); ++f) {
+      values[f].push_back(parameterText(change.fields.at(fields[f]->name), fields[f]->is_array));
+    }
+  }
+  Params params = {textArrayLiteralWithNulls(places), textArrayLiteralWithNulls(expected)};
+  std::vector<std::string> arrays = {"$1::int[]", "$2::text[]"};
+  std::vector<std::string> aliases = {"syncpod_ord", "syncpod_expected"};
+  std::vector<std::string> typed = {"u.syncpod_ord", "u.syncpod_expected"};
+  const auto addArray = [&](const std::vector<std::optional<std::string>>& items,
+                            const std::string& alias, const std::string& expression) {
+    params.push_back(textArrayLiteralWithNulls(items));
+    arrays.push_back("$" + std::to_string(params.size()) + "::text[]");
+    aliases.push_back(alias);
+    typed.push_back(expression + " AS " + alias);
+  };
+  std::vector<std::string> key_refs;
+  std::vector<std::string> key_inputs;
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    const auto alias = "syncpod_k" + std::to_string(k);
+    addArray(keys[k], alias, "(u." + alias + ")::" + shape.keys[k]->cast_type);
+    key_refs.push_back(ref(*shape.keys[k]));
+    key_inputs.push_back("i." + alias);
+  }
+  std::vector<std::string> assignments;
+  std::vector<std::string> current;
+  std::vector<std::string> proposed;
+  for (std::size_t f = 0; f < fields.size(); ++f) {
+    const Column& column = *fields[f];
+    const auto alias = "syncpod_f" + std::to_string(f);
+    addArray(values[f], alias, "u." + alias);
+    const std::string quoted = connection_.quote(column.name);
+    assignments.push_back(quoted + " = (i." + alias + ")::" + column.cast_type);
+    current.push_back(comparable("_r." + quoted, column));
+    proposed.push_back(comparable("(i." + alias + ")::" + column.compare_type, column));
+  }
+  const std::string same_key = "(" + joined(key_refs) + ") = (" + joined(key_inputs) + ")";
+  // As runChange, for many changes: each key's rows are locked first (two at most, to tell one
+  // from several), and only a key with exactly one row, at the version the change expects,
+  // is written. The UPDATE and DELETE find the rows again by key: a row changed by another
+  // transaction before the lock is then re-read at its latest version, as in runChange.
+  const std::string matched =
+      "JOIN syncpod_matches m ON m.syncpod_ord = i.syncpod_ord WHERE " + same_key +
+      " AND m.syncpod_rows = 1 AND (i.syncpod_expected IS NULL OR "
+      "coalesce(m.syncpod_version, '') = i.syncpod_expected)";
+  std::string sql =
+      "WITH syncpod_input AS (SELECT " + joined(typed) + " FROM unnest(" + joined(arrays) +
+      ") AS u(" + joined(aliases) + ")), syncpod_found AS MATERIALIZED (SELECT i.syncpod_ord, "
+      "f.syncpod_row, f.syncpod_version FROM syncpod_input i CROSS JOIN LATERAL (SELECT _r.ctid "
+      "AS syncpod_row, " + versionExpression(s) + " AS syncpod_version FROM " + table.qualified +
+      " AS _r WHERE " + same_key + " LIMIT 2 FOR UPDATE) AS f), syncpod_matches AS (SELECT "
+      "syncpod_ord, count(*) AS syncpod_rows, min(syncpod_version) AS syncpod_version FROM "
+      "syncpod_found GROUP BY syncpod_ord), syncpod_written AS (";
+  sql += update ? "UPDATE " + table.qualified + " AS _r SET " + joined(assignments) +
+                      " FROM syncpod_input i " + matched + " AND (" + joined(current) +
+                      ") IS DISTINCT FROM (" + joined(proposed) + ")"
+                : "DELETE FROM " + table.qualified + " AS _r USING syncpod_input i " + matched;
+  sql += " RETURNING i.syncpod_ord) SELECT i.syncpod_ord, coalesce(m.syncpod_rows, 0), "
+         "m.syncpod_version, w.syncpod_ord IS NOT NULL, (SELECT count(*) - count(DISTINCT "
+         "syncpod_row) FROM syncpod_found) FROM syncpod_input i LEFT JOIN syncpod_matches m ON "
+         "m.syncpod_ord = i.syncpod_ord LEFT JOIN syncpod_written w ON w.syncpod_ord = "
+         "i.syncpod_ord";
+  const auto rows = connection_.exec(sql, params);
+  // Two keys of the run that name one row ("1.0" and "1" of a numeric key): the statement
+  // wrote it once, where one change after the other may give other results.
+  if (rows.size() > 0 && rows.text(0, 4) != "0") {
+    // 21000, cardinality violation, is what ON CONFLICT says for a row affected twice.
+    throw SqlError("21000", "two changes of the run name the same row", false);
+  }
+  for (int row = 0; row < rows.size(); ++row) {
+    const auto index = run.at(std::stoul(rows.text(row, 0)));
+    const Change& change = changeset.changes.at(index);
+    const std::optional<std::string> version =
+        rows.isNull(row, 2) ? std::nullopt : std::optional(rows.text(row, 2));
+    auto outcome = lockedRowsOutcome(s, change, std::stoi(rows.text(row, 1)), version);
+    results[index] = outcome ? std::move(*outcome)
+                             : ChangeResult{rows.flag(row, 3) ? ChangeStatus::Applied
+                                                               : ChangeStatus::Noop,
+                                            {}};
+  }
+}
+
 void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Changeset& changeset,
                                  std::size_t begin, std::size_t end,
                                  const std::vector<std::optional<ChangeResult>>& prechecked,
                                  std::vector<ChangeResult>& results, Context& context) {
-  // First try: the whole group under one savepoint, creates that follow each other with the
-  // same fields in one statement each.
+  // First try: the whole group under one savepoint, and changes that follow each other with
+  // the same operation (and, for creates and updates, the same fields) in one statement each.
   connection_.exec("SAVEPOINT syncpod_group");
   bool failed = false;
   for (std::size_t i = begin; i < end && !failed;) {
@@ -808,12 +921,17 @@ void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Chan
     try {
       const Change& change = changeset.changes[i];
       std::vector<std::size_t> run = {i++};
-      std::vector<Json> rows;  // the run's creates, their key fields added
+      std::vector<Json> rows;  // a run of creates: their fields, the key fields added
       if (change.op == ChangeOp::Create) rows.push_back(fieldsWithKey(shape.keys, change));
-      if (!rows.empty() && !hasNullKey(shape.keys, rows.front())) {
-        const auto names = fieldNames(rows.front());
+      const bool joinable = change.op == ChangeOp::Create   ? !hasNullKey(shape.keys, rows.front())
+                            : change.op == ChangeOp::Update ? !change.fields.empty()
+                                                            : true;
+      if (joinable) {
+        // Creates and updates of one run set the same fields; an update that sets none
+        // changes nothing, and runs alone.
+        const auto names = fieldNames(rows.empty() ? change.fields : rows.front());
         std::set<std::vector<std::string>> keys = {change.key};
-        // A key twice in one statement would make it fail (or fold the two); such a create
+        // A key twice in one statement would make it fail (or fold the two); such a change
         // starts the next run.
         while (i < end) {
           if (prechecked[i]) {
@@ -822,18 +940,24 @@ void PostgresConnector::runGroup(const Stream& s, const Shape& shape, const Chan
             continue;
           }
           const Change& next = changeset.changes[i];
-          if (next.op != ChangeOp::Create || keys.count(next.key) != 0) break;
-          Json fields = fieldsWithKey(shape.keys, next);
-          if (fieldNames(fields) != names || hasNullKey(shape.keys, fields)) break;
+          if (next.op != change.op || keys.count(next.key) != 0) break;
+          if (next.op == ChangeOp::Create) {
+            Json fields = fieldsWithKey(shape.keys, next);
+            if (fieldNames(fields) != names || hasNullKey(shape.keys, fields)) break;
+            rows.push_back(std::move(fields));
+          } else if (next.op == ChangeOp::Update && fieldNames(next.fields) != names) {
+            break;
+          }
           keys.insert(next.key);
-          rows.push_back(std::move(fields));
           run.push_back(i++);
         }
       }
-      if (run.size() > 1) {
+      if (run.size() == 1) {
+        results[run.front()] = runChange(s, shape, change);
+      } else if (change.op == ChangeOp::Create) {
         runCreates(s, shape, run, rows, results);
       } else {
-        results[run.front()] = runChange(s, shape, change);
+        runKeyed(s, shape, changeset, run, results);
       }
     } catch (const SqlError& error) {
       if (error.fatal()) throw;

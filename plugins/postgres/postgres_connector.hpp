@@ -101,6 +101,16 @@ class PostgresConnector final : public Connector {
   /// does.
   void runCreates(const Stream& stream, const Shape& shape, const std::vector<std::size_t>& run,
                   const std::vector<Json>& rows, std::vector<ChangeResult>& results);
+  /// Runs the updates or the deletes `run` (indexes into the changeset, distinct keys; updates
+  /// that set the same fields) as one statement, with runChange's outcomes; throws SqlError as
+  /// runChange does, and when two of their keys name one row.
+  void runKeyed(const Stream& stream, const Shape& shape, const Changeset& changeset,
+                const std::vector<std::size_t>& run, std::vector<ChangeResult>& results);
+  /// What an update or delete comes to once its key's rows are locked, when it is not written:
+  /// `rows` found (at most 2), `version` the updated_column of the one found.
+  static std::optional<ChangeResult> lockedRowsOutcome(const Stream& stream, const Change& change,
+                                                       int rows,
+                                                       const std::optional<std::string>& version);
   /// Runs changes [begin, end) of one transaction; see kGroupSize.
   void runGroup(const Stream& stream, const Shape& shape, const Changeset& changeset,
                 std::size_t begin, std::size_t end,

@@ -121,6 +121,13 @@ class PostgresTest : public ::testing::Test {
     return text;
   }
 
+  /// How many groups of changes ran again one by one, as a statement for a run of them failed.
+  int groupsRunAgain() const {
+    int lines = 0;
+    for (const auto& line : plugin_.host().logs()) lines += line.message.find("one by one") != std::string::npos;
+    return lines;
+  }
+
   static std::vector<int> ids(const std::vector<Record>& records, const char* field = "id") {
     std::vector<int> out;
     for (const auto& record : records) out.push_back(record.fields.at(field).get<int>());
@@ -353,12 +360,7 @@ TEST_F(PostgresTest, CreatesInARowKeepTheirOwnOutcomes) {
                                       "applied", "applied"}));
   EXPECT_EQ(sql("SELECT id, name, n FROM things ORDER BY id"),
             "1|a|10\n2|B|2\n3|C|3\n4|d|NULL\n5|e|NULL\n6|f|6");
-  const auto ranAgain = [&] {
-    int lines = 0;
-    for (const auto& line : plugin_.host().logs()) lines += line.message.find("one by one") != std::string::npos;
-    return lines;
-  };
-  EXPECT_EQ(ranAgain(), 0) << "the statements for runs of creates failed";
+  EXPECT_EQ(groupsRunAgain(), 0) << "the statements for runs of creates failed";
   // Again: the first create undoes the update, which then applies again; 3 flips twice.
   EXPECT_EQ(statuses(apply("things", "commit", changes)),
             (std::vector<std::string>{"applied", "noop", "applied", "applied", "noop", "noop",
@@ -371,13 +373,99 @@ TEST_F(PostgresTest, CreatesInARowKeepTheirOwnOutcomes) {
   EXPECT_EQ(statuses(apply("things", "commit", with_bad_row)),
             (std::vector<std::string>{"applied", "rejected", "applied"}));
   EXPECT_EQ(sql("SELECT count(*) FROM things WHERE id IN (7, 8, 9)"), "2");
-  EXPECT_EQ(ranAgain(), 1);
+  EXPECT_EQ(groupsRunAgain(), 1);
 
   const Json prices = {{{"op", "create"}, {"key", {"1.005"}}, {"fields", {{"code", 1.005}, {"label", "x"}}}},
                        {{"op", "create"}, {"key", {"2"}}, {"fields", {{"code", 2}, {"label", "y"}}}}};
   EXPECT_EQ(statuses(apply("prices", "commit", prices)), (std::vector<std::string>{"applied", "applied"}));
   EXPECT_EQ(sql("SELECT code, label FROM prices ORDER BY code"), "1.01|x\n2.00|y");
   EXPECT_EQ(statuses(apply("prices", "commit", prices)), (std::vector<std::string>{"noop", "noop"}));
+}
+
+TEST_F(PostgresTest, UpdatesAndDeletesInARowKeepTheirOwnOutcomes) {
+  // Updates (with the same fields) and deletes that follow each other are written by one
+  // statement per run; each still gets the outcome it would get alone.
+  sql("CREATE TABLE things (id integer PRIMARY KEY, name text NOT NULL, n integer, v integer)");
+  sql("INSERT INTO things SELECT i, 'n' || i, i % 3, 1 FROM generate_series(1, 12) i");
+  sql("CREATE TABLE prices (code numeric(6,2) PRIMARY KEY, label text)");
+  sql("INSERT INTO prices VALUES (1, 'one'), (2, 'two')");
+  open(config({{"things", {{"table", "things"}, {"updated_column", "v"}}},
+               {"by_n", {{"table", "things"}, {"key_fields", {"n"}}}},
+               {"prices", {{"table", "prices"}}}}));
+  const auto update = [](const std::string& key, const Json& fields, const char* expected = nullptr) {
+    Json change = {{"op", "update"}, {"key", {key}}, {"fields", fields}};
+    if (expected != nullptr) change["expected_version"] = expected;
+    return change;
+  };
+  const auto remove = [](const std::string& key, const char* expected = nullptr) {
+    Json change = {{"op", "delete"}, {"key", {key}}};
+    if (expected != nullptr) change["expected_version"] = expected;
+    return change;
+  };
+  const Json changes = {
+      update("1", {{"name", "n1"}}),                 // equal
+      update("2", {{"name", "B"}}),                  // differs
+      update("3", {{"name", "C"}}, "1"),             // at the version expected
+      update("4", {{"name", "D"}}, "7"),             // at another version
+      update("99", {{"name", "x"}}),                 // no such row
+      update("abc", {{"name", "x"}}),                // not an integer: no such row either
+      update("5", {{"name", "E"}, {"n", 50}}),       // other fields
+      update("6", {{"name", "F"}, {"n", 60}}),
+      update("6", {{"name", "G"}, {"n", 60}}),       // the same key again: after the first
+      remove("7"),
+      remove("8", "1"),                              // at the version expected
+      remove("9", "2"),                              // at another version
+      remove("99"),                                  // no such row
+      remove("10"),
+      update("11", Json::object()),                  // sets nothing
+      remove("12"),
+  };
+  const auto first = apply("things", "commit", changes);
+  EXPECT_EQ(statuses(first),
+            (std::vector<std::string>{"noop", "applied", "applied", "conflict", "conflict",
+                                      "conflict", "applied", "applied", "applied", "applied",
+                                      "applied", "conflict", "noop", "applied", "noop",
+                                      "applied"}));
+  EXPECT_NE(first.results[3].message.find("has v \"1\", the change expected \"7\""), std::string::npos)
+      << first.results[3].message;
+  EXPECT_NE(first.results[4].message.find("no row with key [\"99\"]"), std::string::npos)
+      << first.results[4].message;
+  EXPECT_EQ(sql("SELECT string_agg(id || ':' || name || ':' || n, ' ' ORDER BY id) FROM things"),
+            "1:n1:1 2:B:2 3:C:0 4:n4:1 5:E:50 6:G:60 9:n9:0 11:n11:2");
+  // "abc" fails its run's statement (it is no integer), which then runs one by one.
+  EXPECT_EQ(groupsRunAgain(), 1);
+
+  // The same without "abc": no run fails, and every outcome is what the changes give alone.
+  Json again = changes;
+  again.erase(5);
+  EXPECT_EQ(statuses(apply("things", "commit", again)),
+            (std::vector<std::string>{"noop", "noop", "noop", "conflict", "conflict", "noop",
+                                      "applied", "applied", "noop", "noop", "conflict", "noop",
+                                      "noop", "noop", "noop"}));
+  EXPECT_EQ(groupsRunAgain(), 1) << "the statement for a run of updates or deletes failed";
+  EXPECT_EQ(sql("SELECT string_agg(id || ':' || name || ':' || n, ' ' ORDER BY id) FROM things"),
+            "1:n1:1 2:B:2 3:C:0 4:n4:1 5:E:50 6:G:60 9:n9:0 11:n11:2");
+
+  // A key that names several rows is refused, and only that change.
+  const auto several = apply("by_n", "commit", {update("1", {{"name", "one"}}), update("50", {{"name", "fifty"}})});
+  EXPECT_EQ(statuses(several), (std::vector<std::string>{"rejected", "applied"}));
+  EXPECT_NE(several.results[0].message.find("matches more than one row"), std::string::npos)
+      << several.results[0].message;
+  EXPECT_EQ(sql("SELECT string_agg(name, ' ' ORDER BY id) FROM things WHERE n IN (1, 50)"), "n1 n4 fifty");
+  EXPECT_EQ(statuses(apply("by_n", "commit", {remove("1"), remove("60")})),
+            (std::vector<std::string>{"rejected", "applied"}));
+  EXPECT_EQ(sql("SELECT count(*) FROM things"), "7");
+  EXPECT_EQ(groupsRunAgain(), 1);
+
+  // Two keys that name one row ("1" and "1.00" of a numeric key) run one after the other.
+  EXPECT_EQ(statuses(apply("prices", "commit", {update("1", {{"label", "uno"}}), update("1.00", {{"label", "eins"}}),
+                                                update("2", {{"label", "dos"}})})),
+            (std::vector<std::string>{"applied", "applied", "applied"}));
+  EXPECT_EQ(sql("SELECT string_agg(code || ':' || label, ' ' ORDER BY code) FROM prices"), "1.00:eins 2.00:dos");
+  EXPECT_EQ(statuses(apply("prices", "commit", {remove("2.0"), remove("2")})),
+            (std::vector<std::string>{"applied", "noop"}));
+  EXPECT_EQ(sql("SELECT count(*) FROM prices"), "1");
+  EXPECT_EQ(groupsRunAgain(), 3);
 }
 
 TEST_F(PostgresTest, ApplyThenSecondApplyIsAllNoop) {
