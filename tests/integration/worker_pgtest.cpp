@@ -63,13 +63,21 @@ class WorkerTest : public PgTest {
     return id;
   }
 
-  JobId enqueue(core::IntegrationId integration, int max_attempts = 1) {
+  JobId enqueue(core::IntegrationId integration, int max_attempts = 1,
+                std::chrono::seconds max_runtime = std::chrono::hours(8)) {
     core::JobQueue queue(target_);
     core::EnqueueRequest request;
     request.integration_id = integration;
     request.max_attempts = max_attempts;
+    request.max_runtime = max_runtime;
     request.merge = false;
     return must(queue.enqueue(request), "enqueue").id;
+  }
+
+  /// How the job's attempts ended, from job_attempts: "rescued succeeded".
+  std::string outcomes(JobId job) {
+    return queryScalar(target_, "SELECT string_agg(outcome, ' ' ORDER BY attempt) FROM " + target_.schema +
+                                    ".job_attempts WHERE job_id = " + std::to_string(job));
   }
 
   std::string jobColumn(JobId job, const std::string& column) {
@@ -277,9 +285,7 @@ TEST_F(WorkerTest, JobOfAKilledWorkerIsRescuedAndFinishedByAnother) {
   auto rescuer = startWorker();
   EXPECT_TRUE(reaches(job, "succeeded", 30s)) << jobColumn(job, "last_error") << singleton->output()
                                                << rescuer->output();
-  EXPECT_EQ(queryScalar(target_, "SELECT string_agg(outcome, ' ' ORDER BY attempt) FROM " +
-                                     target_.schema + ".job_attempts WHERE job_id = " + std::to_string(job)),
-            "rescued succeeded");
+  EXPECT_EQ(outcomes(job), "rescued succeeded");
   EXPECT_EQ(ends(job), "attempt 1 ended: rescued attempt 2 ended: succeeded");
   rescuer->signal(SIGTERM);
   singleton->signal(SIGTERM);
@@ -330,7 +336,9 @@ TEST_F(WorkerTest, StopsItsJobsWhenItCannotHeartbeatForLongerThanTheLease) {
   ASSERT_TRUE(reaches(job, "running")) << worker->output();
   // Heartbeats fail while the table is out of reach; the job itself does not touch it.
   execute(target_, "ALTER TABLE worker_lifecycle RENAME TO worker_lifecycle_hidden");
-  EXPECT_TRUE(worker->waitForOutput("no heartbeat for longer than the lease", 10s)) << worker->output();
+  // It stops its jobs before the lease runs out (here 1 s), so that they have stopped when
+  // the queue's rescue gives them to other workers.
+  EXPECT_TRUE(worker->waitForOutput("before the lease (1000 ms) runs out", 10s)) << worker->output();
   EXPECT_TRUE(worker->waitForOutput("workload: stopping, cancelled after", 10s)) << worker->output();
   execute(target_, "ALTER TABLE worker_lifecycle_hidden RENAME TO worker_lifecycle");
   // Reported once the queue answers again: handed back, not failed, though max_attempts is 1.
@@ -340,6 +348,68 @@ TEST_F(WorkerTest, StopsItsJobsWhenItCannotHeartbeatForLongerThanTheLease) {
            "released";
   })) << worker->output();
   EXPECT_TRUE(worker->waitForOutput("database reachable again", 10s)) << worker->output();
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s), 0) << worker->output();
+}
+
+TEST_F(WorkerTest, AJobTheQueueRescuedIsStoppedWhereItStillRuns) {
+  // The queue gives a job to another attempt while its worker still runs it (here: rescued as
+  // long past its deadline); the worker learns it at its next heartbeat and stops the job, so
+  // the two attempts do not both write for long.
+  for (const auto* isolation : {"process", "thread"}) {
+    SCOPED_TRACE(isolation);
+    settings_["isolation"] = isolation;
+    // One attempt: the rescue fails the job, so that no attempt follows to blur the picture.
+    const auto job = enqueue(integration({{"fetch_ms", 60000}}), /*max_attempts=*/1);
+    auto worker = startWorker();
+    ASSERT_TRUE(reaches(job, "running")) << worker->output();
+    execute(target_, "UPDATE jobs SET deadline_at = now() - interval '1 hour' WHERE id = " + std::to_string(job));
+    core::JobQueue queue(target_);
+    ASSERT_EQ(must(queue.rescue(), "rescue").failed, 1);
+    EXPECT_TRUE(worker->waitForOutput("no longer holds", 5s)) << worker->output();
+    EXPECT_TRUE(worker->waitForOutput("workload: stopping, cancelled after", 5s)) << worker->output();
+    // Its report is refused by the fence: the rescue's outcome stands.
+    EXPECT_TRUE(worker->waitForOutput("was not recorded", 5s)) << worker->output();
+    EXPECT_EQ(state(job), "failed");
+    EXPECT_EQ(outcomes(job), "rescued");
+    worker->signal(SIGTERM);
+    EXPECT_EQ(worker->wait(20s), 0) << worker->output();
+  }
+}
+
+TEST_F(WorkerTest, AJobPastItsDeadlineIsStoppedByItsWorker) {
+  const auto job = enqueue(integration({{"fetch_ms", 60000}}), /*max_attempts=*/1, /*max_runtime=*/1s);
+  auto worker = startWorker();
+  ASSERT_TRUE(reaches(job, "running")) << worker->output();
+  // The worker stops it at its deadline and reports a failed attempt, long before the queue's
+  // rescue would (a lease, here 2 s, past the deadline, and there is no singleton here).
+  EXPECT_TRUE(reaches(job, "failed", 10s)) << worker->output();
+  EXPECT_NE(jobColumn(job, "last_error").find("reached its deadline of 1 s"), std::string::npos)
+      << jobColumn(job, "last_error");
+  EXPECT_EQ(outcomes(job), "retry");
+  EXPECT_TRUE(worker->waitForOutput("workload: stopping, cancelled after", 5s)) << worker->output();
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s), 0) << worker->output();
+}
+
+TEST_F(WorkerTest, AJobClaimedForTheWorkerWithoutItsKnowledgeIsHandedBack) {
+  // What the queue holds under a worker whose claim's answer was lost (the connection broke
+  // after the commit): here claimed in its name from outside. Its heartbeat hands it back, and
+  // the job runs after all instead of waiting for its deadline.
+  auto worker = startWorker();
+  ASSERT_TRUE(eventually([&] { return workerState(worker->pid()) == "ACTIVE"; })) << worker->output();
+  // While the worker is busy with a job of its own, so that it does not claim the next.
+  const auto busy = enqueue(integration({{"fetch_ms", 1500}}));
+  ASSERT_TRUE(reaches(busy, "running")) << worker->output();
+  const auto job = enqueue(integration({{"fetch_ms", 0}}));
+  const auto id = queryScalar(target_, "SELECT id FROM " + target_.schema + ".worker_lifecycle WHERE pid = " +
+                                           std::to_string(worker->pid()));
+  core::JobQueue queue(target_);
+  ASSERT_EQ(must(queue.claim(id, 1), "claim").size(), 1u);
+  EXPECT_TRUE(reaches(job, "succeeded")) << worker->output();
+  EXPECT_EQ(outcomes(job), "released succeeded");
+  EXPECT_TRUE(worker->waitForOutput("never learned of it", 5s)) << worker->output();
+  EXPECT_TRUE(reaches(busy, "succeeded")) << worker->output();
   worker->signal(SIGTERM);
   EXPECT_EQ(worker->wait(20s), 0) << worker->output();
 }

@@ -258,10 +258,9 @@ void Writer::write(bool last) {
       if (!event.data_json.empty()) row["data"] = Json::parse(event.data_json, nullptr, false);
       rows.push_back(std::move(row));
     }
-    // Plugins' lines are not always valid UTF-8, which PostgreSQL would refuse: replace them.
-    const auto rows_text = rows.dump(-1, ' ', false, Json::error_handler_t::replace);
+    const auto rows_text = pg::jsonText(rows);
     const auto totals_text =
-        totals ? std::optional<std::string>(totalsJson(*totals).dump()) : std::nullopt;
+        totals ? std::optional<std::string>(pg::jsonText(totalsJson(*totals))) : std::nullopt;
     std::lock_guard lock(connection_mutex_);
     pqxx::nontransaction tx(connection_);
     tx.exec_params(kWrite, job_, attempt_, rows_text, totals_text);

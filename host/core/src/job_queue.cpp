@@ -228,7 +228,7 @@ WITH input AS (
 // only index of running jobs.
 const std::string kHeartbeat = R"SQL(
 WITH mine AS MATERIALIZED (
-  SELECT j.id, j.cancel_requested_at
+  SELECT j.id, j.attempt, j.cancel_requested_at
   FROM job_lanes l JOIN jobs j ON j.id = l.running_job_id
   WHERE l.running_job_id IS NOT NULL AND j.worker_id = $1::uuid AND j.state = 'running'
 ), w AS (
@@ -238,7 +238,7 @@ WITH mine AS MATERIALIZED (
   WHERE id = $1::uuid AND state <> 'TERMINATED'
   RETURNING id
 )
-SELECT m.id FROM w LEFT JOIN mine m ON m.cancel_requested_at IS NOT NULL
+SELECT m.id, m.attempt, m.cancel_requested_at IS NOT NULL FROM w LEFT JOIN mine m ON true
 )SQL";
 
 // cancel() runs these two in one transaction. The queue row is taken first, as claims and
@@ -261,11 +261,13 @@ SELECT state FROM target
 )SQL";
 
 // $1: lease seconds, $2: NOTIFY channel, $3..$5 backoff. Running jobs (found through the
-// lanes) of missing, silent or terminated workers, and jobs past their deadline, are rescued.
+// lanes) of missing, silent or terminated workers, and jobs a lease past their deadline, are
+// rescued. A worker stops a job at its deadline and reports it within its stop grace; the
+// lease on top keeps the rescue from giving the job to another worker while it still runs.
 const std::string kRescue = R"SQL(
 WITH lost AS (
   SELECT j.id, j.worker_id AS old_worker,
-         CASE WHEN j.deadline_at < now()
+         CASE WHEN j.deadline_at < now() - make_interval(secs => $1::float8)
               THEN 'attempt passed its deadline of ' || j.max_runtime_s || ' s'
               WHEN w.id IS NULL THEN 'worker ' || j.worker_id || ' is gone'
               ELSE 'worker ' || j.worker_id || ' stopped heartbeating (lease ' || $1 || ' s)'
@@ -276,7 +278,7 @@ WITH lost AS (
   WHERE l.running_job_id IS NOT NULL AND j.state = 'running'
     AND (w.id IS NULL OR w.state = 'TERMINATED'
          OR w.last_heartbeat_at < now() - make_interval(secs => $1::float8)
-         OR j.deadline_at < now())
+         OR j.deadline_at < now() - make_interval(secs => $1::float8))
   FOR UPDATE OF j SKIP LOCKED
 ), done AS (
   UPDATE jobs j SET
@@ -755,7 +757,7 @@ Result<std::string> completionInput(const std::vector<Completion>& completions) 
     if (!completion.error.empty()) row["error"] = completion.error;
     input.push_back(std::move(row));
   }
-  return input.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return pg::jsonText(input);
 }
 
 /// One result per completion, in input order; rows name the completions that were applied.
@@ -877,7 +879,7 @@ std::vector<WebhookJob> enqueueWebhookEventsIn(pqxx::work& tx, std::optional<Int
     requests.push_back(entry.request);
   }
   const auto plan = planEnqueue(requests);
-  auto results = enqueueResults(requests, plan, tx.exec_prepared("enqueue", plan.rows.dump(), channel));
+  auto results = enqueueResults(requests, plan, tx.exec_prepared("enqueue", pg::jsonText(plan.rows), channel));
   if (!results) throw std::runtime_error(results.error().message);
   std::vector<WebhookJob> jobs;
   nlohmann::json links = nlohmann::json::array();
@@ -887,7 +889,7 @@ std::vector<WebhookJob> enqueueWebhookEventsIn(pqxx::work& tx, std::optional<Int
     jobs.push_back({id, result.id, result.merged, static_cast<int>(entry.events.size())});
     for (const auto event : entry.events) links.push_back({{"id", event}, {"job_id", result.id}});
   }
-  tx.exec_params(kLinkWebhookEvents, links.dump());
+  tx.exec_params(kLinkWebhookEvents, pg::jsonText(links));
   return jobs;
 }
 
@@ -1011,7 +1013,7 @@ Result<std::vector<EnqueueResult>> JobQueue::enqueue(const std::vector<EnqueueRe
   if (requests.empty()) return std::vector<EnqueueResult>{};
   if (auto problem = validateAll(requests)) return *problem;
   const auto plan = planEnqueue(requests);
-  const std::string input = plan.rows.dump();
+  const std::string input = pg::jsonText(plan.rows);
   // A concurrent producer that inserted the same new mergeable job first makes this statement
   // fail on the merge index; run again, it merges into that job.
   auto rows = impl_->run("enqueue", input, impl_->channel_);
@@ -1223,7 +1225,10 @@ Result<HeartbeatResult> JobQueue::heartbeat(const WorkerId& worker) {
   HeartbeatResult result;
   result.known = !rows->empty();
   for (const auto& row : *rows) {
-    if (!row[0].is_null()) result.cancel_requested.push_back(row[0].as<JobId>());
+    if (row[0].is_null()) continue;  // a known worker without jobs
+    const auto id = row[0].as<JobId>();
+    result.held.push_back({id, row[1].as<int>()});
+    if (row[2].as<bool>()) result.cancel_requested.push_back(id);
   }
   return result;
 }
@@ -1364,7 +1369,7 @@ Result<CronFireResult> JobQueue::fireCron(const LeaseToken& fence, IntegrationId
   request.kind = JobKind::Full;
   const std::vector<EnqueueRequest> requests{request};
   const auto plan = planEnqueue(requests);
-  const std::string input = plan.rows.dump();
+  const std::string input = pg::jsonText(plan.rows);
   const auto micros = pg::toEpochMicros(fire_time);
   return impl_->fencedWithRetry(fence, [&](pqxx::work& tx) -> CronFireResult {
     if (tx.exec_params(kRecordCronFire, integration, micros, fence.term).empty()) return {};
@@ -1381,7 +1386,7 @@ Result<std::vector<EnqueueResult>> JobQueue::enqueue(const LeaseToken& fence,
   if (requests.empty()) return std::vector<EnqueueResult>{};
   if (auto problem = validateAll(requests)) return *problem;
   const auto plan = planEnqueue(requests);
-  const std::string input = plan.rows.dump();
+  const std::string input = pg::jsonText(plan.rows);
   auto results = impl_->fencedWithRetry(fence, [&](pqxx::work& tx) {
     return enqueueResults(requests, plan, tx.exec_prepared("enqueue", input, impl_->channel_));
   });

@@ -906,9 +906,15 @@ TEST_F(JobQueueTest, RescueRequeuesJobPastItsDeadline) {
   ASSERT_EQ(must(queue->claim(worker, 1), "claim").size(), 1u);
   EXPECT_EQ(must(queue->rescue(), "rescue").requeued, 0) << "a live job within its deadline";
 
-  testing::execute(
-      target_,
-      "UPDATE jobs SET deadline_at = now() - interval '1 second' WHERE id = " + std::to_string(id));
+  // Past its deadline, the job is left to its worker, which stops it and reports, for a lease.
+  const auto pastDeadlineBy = [&](const std::string& interval) {
+    testing::execute(target_, "UPDATE jobs SET deadline_at = now() - interval '" + interval +
+                                  "' WHERE id = " + std::to_string(id));
+  };
+  pastDeadlineBy("1 second");
+  ASSERT_TRUE(must(queue->heartbeat(worker), "heartbeat").known);
+  EXPECT_EQ(must(queue->rescue(), "rescue").requeued, 0) << "rescued within the lease past its deadline";
+  pastDeadlineBy("31 seconds");  // the queue's lease: 30 s
   ASSERT_TRUE(must(queue->heartbeat(worker), "heartbeat").known);
   EXPECT_EQ(must(queue->rescue(), "rescue").requeued, 1);
   EXPECT_EQ(jobColumn(id, "state"), "queued");
@@ -1164,6 +1170,29 @@ TEST_F(JobQueueTest, FailedIsFinalAndSucceededStoresResult) {
   EXPECT_FALSE(must(queue->find(succeeding + 1000), "find").has_value());
 }
 
+TEST_F(JobQueueTest, TextPostgresqlCannotStoreIsReplacedNotRefused) {
+  // A NUL or a byte that is not UTF-8 from a plugin, in an error, a result or a key: refused,
+  // it would fail every later completion of the worker's batch, or every enqueue of the keys.
+  const auto ids = createIntegrations(2);
+  const JobId partial = enqueueOne(partialJob(ids[0], {std::string("a\0b", 3), "c\xff"}));
+  EXPECT_EQ(jobColumn(partial, "payload -> 'keys'"), "[\"a\xEF\xBF\xBD" "b\", \"c\xEF\xBF\xBD\"]");
+  const JobId full = enqueueOne(fullJob(ids[1]));
+  const auto worker = registerWorker(*queue_);
+  const auto jobs = must(queue_->claim(worker, 2), "claim");
+  ASSERT_EQ(jobs.size(), 2u);
+  Completion failed = completion(jobs[0].id == partial ? jobs[0] : jobs[1], Completion::Outcome::Failed);
+  failed.error = std::string("bad\0byte \xfe", 10);
+  Completion succeeded = completion(jobs[0].id == full ? jobs[0] : jobs[1], Completion::Outcome::Succeeded);
+  succeeded.result_json = R"({"note": "x\u0000y", "path\\u0000": 1})";
+  for (const auto& result : must(queue_->complete(worker, {failed, succeeded}), "complete")) {
+    EXPECT_TRUE(result.accepted);
+  }
+  EXPECT_EQ(jobColumn(partial, "last_error"), "bad\xEF\xBF\xBD" "byte \xEF\xBF\xBD");
+  EXPECT_EQ(jobColumn(full, "result ->> 'note'"), "x\xEF\xBF\xBDy");
+  // An escaped backslash before "u0000" is a backslash and text, not a NUL.
+  EXPECT_EQ(jobColumn(full, "result ->> 'path\\u0000'"), "1");
+}
+
 // --- cancel --------------------------------------------------------------------------------
 
 TEST_F(JobQueueTest, CancelQueuedJobCancelsItAtOnce) {
@@ -1416,8 +1445,17 @@ TEST_F(JobQueueTest, HeartbeatRefreshesTimestampAndRunningCount) {
             3000.0)
       << "another worker's heartbeat moved";
 
+  // Every job it holds, at its attempt.
+  std::vector<std::pair<JobId, int>> held;
+  for (const auto& job : beat.held) held.emplace_back(job.id, job.attempt);
+  std::sort(held.begin(), held.end());
+  EXPECT_EQ(held, (std::vector<std::pair<JobId, int>>{{jobs[0].id, 1}, {jobs[1].id, 1}, {jobs[2].id, 1}}));
+  EXPECT_TRUE(must(queue_->heartbeat(bystander), "heartbeat").held.empty());
+
   must(queue_->complete(worker, completion(jobs[0], Completion::Outcome::Succeeded)), "complete");
-  ASSERT_TRUE(must(queue_->heartbeat(worker), "heartbeat").known);
+  const auto after = must(queue_->heartbeat(worker), "heartbeat");
+  ASSERT_TRUE(after.known);
+  EXPECT_EQ(after.held.size(), 2u);
   EXPECT_EQ(sql("SELECT running_jobs" + where), "2");
 }
 

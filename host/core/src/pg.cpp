@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <nlohmann/json.hpp>
+
 #include "syncpod/core/errors.hpp"
 
 namespace syncpod::core::pg {
@@ -61,6 +63,28 @@ TimePoint fromEpochMicros(long long micros) {
 
 long long toEpochMicros(TimePoint time) {
   return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
+}
+
+std::string jsonText(const nlohmann::json& value) {
+  const auto text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Outside strings JSON has no backslash, and inside them every escape starts with one, so a
+  // scan from escape to escape finds each \u0000 and nothing else.
+  static constexpr std::string_view kNul = "\\u0000";
+  if (text.find(kNul) == std::string::npos) return text;
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out += text[i];
+    } else if (text.compare(i, kNul.size(), kNul) == 0) {
+      out += "\\ufffd";
+      i += kNul.size() - 1;
+    } else {
+      out.append(text, i, 2);
+      ++i;
+    }
+  }
+  return out;
 }
 
 }  // namespace syncpod::core::pg

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include <nlohmann/json_fwd.hpp>
 #include <pqxx/pqxx>
 
 #include "syncpod/core/database.hpp"
@@ -51,6 +52,12 @@ class Session {
  private:
   std::unique_ptr<pqxx::connection> connection_;
 };
+
+/// `value` as the text of a json or jsonb parameter. Plugins hand over text that PostgreSQL
+/// cannot store: bytes that are not UTF-8, and the NUL character, which jsonb refuses
+/// (unsupported Unicode escape) and text cannot hold. Both become U+FFFD, so that one such
+/// byte does not fail the statement, and with it every job or event in it, again and again.
+std::string jsonText(const nlohmann::json& value);
 
 /// Timestamps cross as microseconds since the Unix epoch (SQL: see kEpochMicros).
 TimePoint fromEpochMicros(long long micros);

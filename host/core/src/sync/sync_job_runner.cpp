@@ -49,7 +49,7 @@ WHERE integration_id = $1 AND stream = $2 AND side = $3
 )SQL";
 
 std::string keysJson(const std::vector<std::string>& keys) {
-  return Json(keys).dump(-1, ' ', false, Json::error_handler_t::replace);
+  return pg::jsonText(Json(keys));
 }
 
 /// The sync state of one integration, in PostgreSQL, on a connection shared with the job's

@@ -75,12 +75,27 @@ Completion JobRun::completion() const {
   // A job the worker stopped for its own reasons goes back to the queue without counting as a
   // failed attempt; its last committed cursor stays, so the next attempt resumes from there.
   const auto reason = stop_reason_.load();
-  if ((reason == StopReason::HandBack || reason == StopReason::LeaseLost) &&
-      completion.outcome == Outcome::Cancelled) {
-    completion.outcome = Outcome::Released;
-    completion.error = reason == StopReason::HandBack
-                           ? "handed back: the worker was draining and its drain deadline passed"
-                           : "handed back: the worker lost its lease on the queue";
+  if (completion.outcome != Outcome::Cancelled) return completion;
+  switch (reason) {
+    case StopReason::HandBack:
+      completion.outcome = Outcome::Released;
+      completion.error = "handed back: the worker was draining and its drain deadline passed";
+      break;
+    case StopReason::LeaseLost:
+      completion.outcome = Outcome::Released;
+      completion.error = "handed back: the worker lost its lease on the queue";
+      break;
+    case StopReason::NotHeld:  // the fence refuses it: the queue gave the job to another attempt
+      completion.outcome = Outcome::Released;
+      completion.error = "stopped: the queue no longer holds the job under this worker";
+      break;
+    case StopReason::Deadline:  // a failed attempt, as the queue's rescue would record it
+      completion.outcome = Outcome::Retry;
+      completion.error = "the attempt reached its deadline of " + std::to_string(job_.max_runtime.count()) + " s";
+      break;
+    case StopReason::None:
+    case StopReason::Cancelled:
+      break;
   }
   return completion;
 }

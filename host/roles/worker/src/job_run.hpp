@@ -26,7 +26,9 @@ enum class StopReason {
   None = 0,
   Cancelled,  ///< cancellation was requested through the queue
   HandBack,   ///< the worker is draining and the drain deadline passed
-  LeaseLost,  ///< the worker could not heartbeat for longer than its lease
+  LeaseLost,  ///< the worker could not heartbeat for (almost) its lease
+  NotHeld,    ///< the queue no longer holds the job under this worker (rescued)
+  Deadline,   ///< the attempt reached its deadline (the job's max_runtime)
 };
 
 /// One job between its claim and its completion. The job runs on a thread of its own; the

@@ -130,6 +130,7 @@ class Worker::Impl {
     }
 
     if (now >= next_heartbeat_) heartbeat(now);
+    stopAtDeadlines();
 
     if (draining_ && now >= drain_until_ && !handed_back_) {
       handed_back_ = true;
@@ -212,11 +213,11 @@ class Worker::Impl {
       next_heartbeat_ = now + retry_delay_;
       spdlog::warn("worker {}: heartbeat failed ({}); retrying in {} ms", id_,
                    beat.error().message, msOf(retry_delay_));
-      if (now - last_heartbeat_ok_ > options_.lease && !lease_lost_) {
+      if (now - last_heartbeat_ok_ > leaseLostAfter() && !lease_lost_) {
         lease_lost_ = true;
-        spdlog::error("worker {}: no heartbeat for longer than the lease ({} ms); stopping its "
-                      "{} job(s), which the queue gives to other workers", id_,
-                      msOf(options_.lease), runs_.size());
+        spdlog::error("worker {}: no heartbeat for {} ms; stopping its {} job(s) before the "
+                      "lease ({} ms) runs out and the queue gives them to other workers", id_,
+                      msOf(leaseLostAfter()), runs_.size(), msOf(options_.lease));
         for (auto& run : runs_) run->stop(StopReason::LeaseLost);
       }
       return;
@@ -239,6 +240,61 @@ class Worker::Impl {
         }
       }
     }
+    reconcile(beat->held);
+  }
+
+  /// Brings what the worker runs in line with what the queue holds under it. A job it runs
+  /// that the queue no longer holds was rescued (given to another attempt): it stops, so that
+  /// two attempts never write at once for long. A job the queue holds that the worker neither
+  /// runs nor has finished was claimed by a call whose answer never arrived (the connection
+  /// broke after the commit): it is handed back, or it would wait for its deadline.
+  void reconcile(const std::vector<core::HeartbeatResult::Held>& held) {
+    const auto holds = [&](core::JobId id, int attempt) {
+      return std::any_of(held.begin(), held.end(),
+                         [&](const auto& job) { return job.id == id && job.attempt == attempt; });
+    };
+    for (auto& run : runs_) {
+      if (run->finished() || run->stopReason() != StopReason::None) continue;
+      if (holds(run->job().id, run->job().attempt)) continue;
+      spdlog::warn("worker {}: the queue no longer holds {} under this worker (rescued); "
+                   "stopping it", id_, describe(run->job()));
+      run->stop(StopReason::NotHeld);
+    }
+    for (const auto& job : held) {
+      const auto known = [&](core::JobId id, int attempt) { return id == job.id && attempt == job.attempt; };
+      if (std::any_of(runs_.begin(), runs_.end(), [&](const auto& run) { return known(run->job().id, run->job().attempt); }) ||
+          std::any_of(pending_.begin(), pending_.end(), [&](const auto& done) { return known(done.id, done.attempt); })) {
+        continue;
+      }
+      spdlog::warn("worker {}: the queue holds job {} attempt {} under this worker, which never "
+                   "learned of it (a claim's answer was lost); handing it back", id_, job.id, job.attempt);
+      core::Completion release;
+      release.id = job.id;
+      release.attempt = job.attempt;
+      release.outcome = core::Completion::Outcome::Released;
+      release.error = "handed back: the worker never learned of its claim (the answer was lost)";
+      pending_.push_back(std::move(release));
+    }
+  }
+
+  /// Stops the jobs whose attempt reached its deadline (the job's max_runtime); the queue
+  /// rescues a job only a lease later, by which time its worker has reported it.
+  void stopAtDeadlines() {
+    const auto now = core::Clock::now();
+    for (auto& run : runs_) {
+      const auto& deadline = run->job().deadline_at;
+      if (!deadline || now < *deadline || run->finished() || run->stopReason() != StopReason::None) continue;
+      spdlog::warn("worker {}: {} reached its deadline ({} s); stopping it", id_, describe(run->job()),
+                   run->job().max_runtime.count());
+      run->stop(StopReason::Deadline);
+    }
+  }
+
+  /// How long without a heartbeat before the worker stops its jobs itself: early enough that
+  /// they have stopped (stop_grace) when the queue's rescue, after the lease, gives them to
+  /// other workers; at least half the lease, so a short outage does not stop them.
+  milliseconds leaseLostAfter() const {
+    return std::max(options_.lease - options_.stop_grace, options_.lease / 2);
   }
 
   void collectFinished() {
@@ -366,7 +422,14 @@ class Worker::Impl {
     if (draining_ && !handed_back_) until = std::min(until, drain_until_);
     if (state_ == WorkerState::Terminating) until = std::min(until, terminating_until_);
     for (const auto& run : runs_) {
-      if (const auto stopped = run->stoppedAt()) until = std::min(until, *stopped + options_.stop_grace);
+      // Past the grace there is nothing more to do for it here: waiting for it again at once
+      // would spin (a plugin that ignores cancellation while the worker is ACTIVE).
+      if (const auto stopped = run->stoppedAt(); stopped && *stopped + options_.stop_grace > now) {
+        until = std::min(until, *stopped + options_.stop_grace);
+      }
+      if (const auto& deadline = run->job().deadline_at; deadline && run->stopReason() == StopReason::None) {
+        until = std::min(until, now + std::chrono::ceil<milliseconds>(*deadline - core::Clock::now()));
+      }
     }
     if (until <= now) return;
     const auto timeout = std::chrono::duration_cast<milliseconds>(until - now) + milliseconds(1);

@@ -158,8 +158,16 @@ struct CompleteAndClaimResult {
 
 /// What a heartbeat tells the worker.
 struct HeartbeatResult {
+  /// A job the queue holds as running under the worker, at this attempt.
+  struct Held {
+    JobId id = 0;
+    int attempt = 0;
+  };
   bool known = false;                     ///< false: the worker row is gone (cleaned up)
   std::vector<JobId> cancel_requested;    ///< its running jobs whose cancellation was asked
+  /// Every job running under the worker: one it runs that is missing here was taken from it
+  /// (rescued), and one here it does not know of was claimed by a call whose answer was lost.
+  std::vector<Held> held;
 };
 
 enum class CancelOutcome {
