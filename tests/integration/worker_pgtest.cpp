@@ -223,6 +223,17 @@ INSTANTIATE_TEST_SUITE_P(Crashes, CrashingPlugin,
                                            std::pair{"oom", "bad_alloc"}),
                          [](const auto& param_info) { return std::string(param_info.param.first); });
 
+TEST_F(WorkerTest, AResultReportedBeforeTheProcessFailsOnItsWayOutCounts) {
+  // The job's work is done and reported; the process then exits with status 7 (a plugin that
+  // fails as it is unloaded). The job succeeded, and the worker says what happened after.
+  const auto job = enqueue(integration({{"crash", "exit_7_at_exit"}}));
+  auto worker = startWorker();
+  EXPECT_TRUE(reaches(job, "succeeded")) << jobColumn(job, "last_error") << worker->output();
+  EXPECT_TRUE(worker->waitForOutput("exited with status 7 after reporting its result", 5s)) << worker->output();
+  worker->signal(SIGTERM);
+  EXPECT_EQ(worker->wait(20s), 0) << worker->output();
+}
+
 TEST_F(WorkerTest, ThreadIsolationRunsJobsInProcess) {
   settings_["isolation"] = "thread";
   settings_["worker-capacity"] = "2";

@@ -241,6 +241,7 @@ class ServeCommand final : public Command {
     // The worker runs on a thread of its own; this one waits for signals and passes them on.
     std::mutex worker_mutex;
     worker::Worker* current_worker = nullptr;
+    int signals_received = 0;  // under worker_mutex
     std::atomic<bool> worker_done{false};
     int worker_exit = 0;
     bool abandoned = false;
@@ -252,6 +253,9 @@ class ServeCommand final : public Command {
           {
             std::lock_guard lock(worker_mutex);
             current_worker = next.get();
+            // Signals that came while no worker was published (this one starting): a worker
+            // counts them, the second one cuts its terminating grace short.
+            for (int i = 0; i < signals_received; ++i) next->retire();
           }
           worker_exit = next->run();
           abandoned = next->abandonedJobs();
@@ -288,6 +292,7 @@ class ServeCommand final : public Command {
       stopping = true;
       if (!runs_worker) break;
       std::lock_guard lock(worker_mutex);
+      ++signals_received;
       if (current_worker != nullptr) current_worker->retire();
     }
     stopping = true;

@@ -315,7 +315,7 @@ UPDATE worker_lifecycle SET
   state = $2,
   state_changed_at = now(),
   transitions = transitions || jsonb_build_object('state', $2::text, 'at', now())
-WHERE id = $1::uuid
+WHERE id = $1::uuid AND state <> 'TERMINATED'
 )SQL";
 
 const std::string kFind = "SELECT " + kJobColumns + " FROM jobs j WHERE j.id = $1";
@@ -1208,7 +1208,8 @@ Result<WorkerId> JobQueue::registerWorker(const WorkerInfo& info) {
 Result<Done> JobQueue::setWorkerState(const WorkerId& worker, WorkerState state) {
   auto rows = impl_->run("set_worker_state", worker, std::string(toString(state)));
   if (!rows) return rows.error();
-  if (rows->affected_rows() == 0) return invalid("unknown worker " + worker);
+  // TERMINATED is final, also when cleanup declared the worker gone while it was cut off.
+  if (rows->affected_rows() == 0) return invalid("unknown or TERMINATED worker " + worker);
   return Done{};
 }
 

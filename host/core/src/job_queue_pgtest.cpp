@@ -1567,6 +1567,14 @@ TEST_F(JobQueueTest, SetWorkerStateRecordsStateAndTime) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().code, Error::Code::Invalid);
   EXPECT_EQ(sql("SELECT state" + where), "RETIRED");
+
+  // TERMINATED is final: a worker that cleanup declared gone while it was cut off cannot bring
+  // its row back with a transition it could not record before.
+  must(queue_->setWorkerState(worker, WorkerState::Terminated), "setWorkerState");
+  const auto late = queue_->setWorkerState(worker, WorkerState::Retired);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, Error::Code::Invalid);
+  EXPECT_EQ(sql("SELECT state" + where), "TERMINATED");
 }
 
 }  // namespace

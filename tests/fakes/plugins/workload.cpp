@@ -6,7 +6,9 @@
 // secret), a warning that quotes it, so tests can see the host redact it. It also fetches
 // "incrementally" (ignoring the cursor), so that change detection can poll a slow source.
 //
-// Config: {"records": 3, "fetch_ms": 0, "crash": "" | "segv" | "abort" | "oom",
+// "exit_7_at_exit" does its work, then makes the process exit with status 7 as it ends.
+//
+// Config: {"records": 3, "fetch_ms": 0, "crash": "" | "segv" | "abort" | "oom" | "exit_7_at_exit",
 //          "ignore_cancel": false, "log_lines": 0, "token": ""}
 
 #include <algorithm>
@@ -39,7 +41,7 @@ class WorkloadConnector final : public syncpod::Connector {
         {"properties",
          {{"records", {{"type", "integer"}, {"minimum", 0}}},
           {"fetch_ms", {{"type", "integer"}, {"minimum", 0}}},
-          {"crash", {{"type", "string"}, {"enum", {"", "segv", "abort", "oom"}}}},
+          {"crash", {{"type", "string"}, {"enum", {"", "segv", "abort", "oom", "exit_7_at_exit"}}}},
           {"ignore_cancel", {{"type", "boolean"}}},
           {"log_lines", {{"type", "integer"}, {"minimum", 0}}},
           {"token", {{"type", "string"}, {"writeOnly", true}}}}},
@@ -96,6 +98,7 @@ class WorkloadConnector final : public syncpod::Connector {
 
  private:
   void crash() const {
+    if (crash_ == "exit_7_at_exit") std::atexit([] { std::_Exit(7); });
     if (crash_ == "segv") std::raise(SIGSEGV);
     if (crash_ == "abort") std::abort();
     if (crash_ == "oom") {

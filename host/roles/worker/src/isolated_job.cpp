@@ -47,6 +47,8 @@ int runIsolatedJob(const core::DatabaseTarget& target, const core::PluginRegistr
                   kResultFd);
     return kExitUsage;
   }
+  // Programs a plugin starts must not hold the worker's end of the result open.
+  ::fcntl(kResultFd, F_SETFD, FD_CLOEXEC);
   // A worker killed outright takes its jobs' processes with it: the queue rescues the jobs,
   // and nobody is left to read their results.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);

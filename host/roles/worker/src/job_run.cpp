@@ -170,32 +170,47 @@ class ProcessJobRun final : public JobRun {
     bool terminated = false;
     bool killed = false;
     std::chrono::steady_clock::time_point terminated_at;
+    // Until the child is reaped, not only until its result's end: a child that closed its
+    // result may still hang on its way out, and a process the plugin started may hold the
+    // pipe open after the child is gone. Stop requests go to the child's process group (it
+    // leads one), which takes such processes along.
+    bool end_of_result = false;
+    int status = 0;
     for (;;) {
       if (stopRequested() && !terminated) {
-        ::kill(pid, SIGTERM);
+        ::kill(-pid, SIGTERM);
         terminated = true;
         terminated_at = std::chrono::steady_clock::now();
       } else if (terminated && !killed &&
                  std::chrono::steady_clock::now() - terminated_at >= command_.stop_grace) {
         spdlog::warn("job {}: its process {} did not stop within {} ms of being asked; killing it",
                      job().id, pid, command_.stop_grace.count());
-        ::kill(pid, SIGKILL);
+        ::kill(-pid, SIGKILL);
         killed = true;
       }
-      pollfd entry{read_fd, POLLIN, 0};
-      const int ready = ::poll(&entry, 1, 100);
-      if (ready < 0 && errno != EINTR) break;
-      if (ready <= 0) continue;
-      char buffer[4096];
-      const auto count = ::read(read_fd, buffer, sizeof buffer);
-      if (count < 0 && errno == EINTR) continue;
-      if (count <= 0) break;  // end of file: the child exited (or closed its result)
-      output.append(buffer, static_cast<std::size_t>(count));
+      const pid_t reaped = ::waitpid(pid, &status, WNOHANG);
+      if (reaped == pid || (reaped < 0 && errno != EINTR)) break;
+      if (end_of_result) {
+        ::poll(nullptr, 0, 100);
+      } else if (!readSome(read_fd, output, 100)) {
+        end_of_result = true;
+      }
+    }
+    // What the child wrote before it ended, without waiting for others holding the pipe.
+    while (!end_of_result && readSome(read_fd, output, 0)) {
     }
     ::close(read_fd);
 
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    Completion reported;
+    if (!output.empty() && !fromWire(output, reported)) {
+      // A whole result counts, however the process ended after writing it (a plugin that
+      // crashes while unloading, say): the job itself is done.
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        spdlog::warn("job {}: its process {} after reporting its result", job().id,
+                     WIFSIGNALED(status) ? "was killed by " + signalText(WTERMSIG(status))
+                                         : "exited with status " + std::to_string(WEXITSTATUS(status)));
+      }
+      return reported;
     }
     if (WIFSIGNALED(status)) {
       const int signal = WTERMSIG(status);
@@ -215,11 +230,24 @@ class ProcessJobRun final : public JobRun {
       return retry("the job's process exited with status " + std::to_string(code) +
                    " before reporting a result (its log says why)");
     }
-    Completion completion;
-    if (auto problem = fromWire(output, completion)) {
+    if (auto problem = fromWire(output, reported)) {
       return retry("the job's process reported an unreadable result: " + *problem);
     }
-    return completion;
+    return reported;
+  }
+
+  /// Reads what `fd` has within `timeout_ms` onto `output`; false at its end (or an error).
+  static bool readSome(int fd, std::string& output, int timeout_ms) {
+    pollfd entry{fd, POLLIN, 0};
+    const int ready = ::poll(&entry, 1, timeout_ms);
+    if (ready < 0) return errno == EINTR;
+    if (ready == 0) return timeout_ms > 0;  // nothing yet; with no wait: nothing more now
+    char buffer[4096];
+    const auto count = ::read(fd, buffer, sizeof buffer);
+    if (count < 0) return errno == EINTR;
+    if (count == 0) return false;
+    output.append(buffer, static_cast<std::size_t>(count));
+    return true;
   }
 
   /// posix_spawn: no fork of a multi-threaded process, and nothing runs between fork and exec.

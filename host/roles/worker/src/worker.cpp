@@ -193,6 +193,13 @@ class Worker::Impl {
   void recordTransitions() {
     while (!unrecorded_.empty()) {
       auto recorded = queue_->setWorkerState(id_, unrecorded_.front());
+      if (!recorded && recorded.error().code == core::Error::Code::Invalid && !row_gone_) {
+        // Declared gone by cleanup while cut off: its jobs were rescued, its row is final.
+        row_gone_ = true;
+        unrecorded_.clear();
+        for (auto& run : runs_) run->stop(StopReason::LeaseLost);
+        return;
+      }
       if (!recorded) {
         spdlog::warn("worker {}: cannot record state {} yet: {}", id_,
                      core::toString(unrecorded_.front()), recorded.error().message);
