@@ -27,11 +27,12 @@ RUN cmake --preset release \
 
 FROM debian:12-slim AS runtime
 # The shared libraries the binary and the plugins link (libpqxx and libpq, Poco, spdlog, fmt);
-# apt brings what they depend on.
+# apt brings what they depend on. tests/packaging/runtime_libraries (a ctest test) fails when
+# the built binary or a plugin needs a library this list does not bring.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libpq5 libpqxx-6.4 libpocofoundation80 libpocoutil80 libpocojson80 \
-      libspdlog1.10 libfmt9 \
+      libpoconet80 libspdlog1.10 libfmt9 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 syncpod \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

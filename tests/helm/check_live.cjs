@@ -54,6 +54,6 @@ try {
   process.exitCode = 1;
 } finally {
   if (schema && /^[a-z_][a-z0-9_]*$/.test(schema)) {
-    spawnSync("psql", ["-XAtq", "-d", args["database-url"], "-c", `DROP SCHEMA IF EXISTS ${schema} CASCADE`], { env: baseEnv });
+    spawnSync("psql", ["-XAtq", "-d", args["database-url"], "-c", `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { env: baseEnv });
   }
 }

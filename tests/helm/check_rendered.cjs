@@ -131,7 +131,8 @@ check("the trigger queries desired_pod_count in the installation's schema", () =
   if (!/^[a-z_][a-z0-9_]*$/.test(schema || "")) return `SYNCPOD_SCHEMA ${JSON.stringify(schema)} is not a schema name`;
   const triggers = one("ScaledJob").spec.triggers;
   if (triggers.length !== 1 || triggers[0].type !== "postgresql") return "expected exactly one postgresql trigger";
-  const expected = `SELECT count FROM ${schema}.desired_pod_count`;
+  // Quoted: the schema may be a reserved word (tests/helm/reserved-word-schema.yaml).
+  const expected = `SELECT count FROM "${schema}".desired_pod_count`;
   if (triggers[0].metadata.query !== expected) return `query is ${JSON.stringify(triggers[0].metadata.query)}, expected "${expected}"`;
   if (triggers[0].metadata.targetQueryValue !== "1") return "targetQueryValue is not \"1\"";
   return null;
