@@ -1,6 +1,7 @@
 #include "syncpod/core/sync/integration_spec.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <syncpod/sdk/json_schema.hpp>
@@ -264,9 +265,25 @@ Result<IntegrationSpec> parse(const Json& config, std::vector<SpecProblem>& prob
       reader.problem("/streams", "must be a non-empty array of stream mappings");
     } else {
       std::set<std::string> names;
+      // With overwrite, a mapping deletes from the stream on its owner's other side whatever
+      // its owner lacks; two mappings into one stream there would delete each other's records.
+      std::map<std::pair<Side, std::string>, std::string> deleting_into;
       for (std::size_t i = 0; i < streams->size(); ++i) {
-        auto mapping = readStream(reader, (*streams)[i], "/streams/" + std::to_string(i), names);
-        if (mapping) spec.streams.push_back(std::move(*mapping));
+        const std::string path = "/streams/" + std::to_string(i);
+        auto mapping = readStream(reader, (*streams)[i], path, names);
+        if (!mapping) continue;
+        if (spec.deletion_policy == DeletionPolicy::Overwrite) {
+          const Side side = other(mapping->record_owner);
+          const auto& stream = side == Side::Target ? mapping->target_stream : mapping->source_stream;
+          const auto [earlier, first] = deleting_into.emplace(std::pair(side, stream), mapping->name);
+          if (!first) {
+            reader.problem(path, "with deletion_policy overwrite, it and \"" + earlier->second +
+                                     "\" would delete each other's records in " + toString(side) +
+                                     " stream \"" + stream +
+                                     "\"; use conservative, or map them to different streams");
+          }
+        }
+        spec.streams.push_back(std::move(*mapping));
       }
     }
   }

@@ -71,6 +71,31 @@ TEST(IntegrationSpec, RefusesDuplicateStreamsAndTargets) {
             found.end());
 }
 
+TEST(IntegrationSpec, OverwriteRefusesTwoMappingsDeletingInOneStream) {
+  // users_eu and users_us into one target stream: with overwrite, each full sync would delete
+  // the other's records there.
+  Json config = valid();
+  config["deletion_policy"] = "overwrite";
+  Json us = config["streams"][0];
+  us["name"] = "users_us";
+  config["streams"].push_back(us);
+  EXPECT_EQ(problems(config), std::vector<std::string>{
+                                  "/streams/1: with deletion_policy overwrite, it and \"users\" would delete "
+                                  "each other's records in target stream \"people\"; use conservative, or map "
+                                  "them to different streams"});
+  // Conservative deletes only what each mapping created; other streams, or the other side
+  // owning one of them, do not delete in the same stream.
+  config["deletion_policy"] = "conservative";
+  EXPECT_TRUE(problems(config).empty());
+  config["deletion_policy"] = "overwrite";
+  config["streams"][1]["target_stream"] = "people_us";
+  EXPECT_TRUE(problems(config).empty());
+  config["streams"][1]["target_stream"] = "people";
+  config["streams"][1]["owner"] = "target";
+  config["streams"][1]["source_stream"] = "users_us";
+  EXPECT_TRUE(problems(config).empty());
+}
+
 TEST(IntegrationSpec, RefusesWhatIsNotAnObject) {
   EXPECT_EQ(problems(Json::array()), std::vector<std::string>{"(config): an integration config must be a JSON object"});
   EXPECT_EQ(problems(Json::parse(R"({"source": 1, "target": {"plugin": ""}, "streams": []})")),
