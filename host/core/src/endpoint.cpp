@@ -274,15 +274,12 @@ LibraryPlugin::LibraryPlugin(std::shared_ptr<const void> library, const syncpod_
       table_(table),
       path_(std::move(path)),
       manifest_json_(std::move(manifest_json)),
-      manifest_(std::move(manifest)),
-      secret_paths_(json_schema::secretPaths(manifest_.config_schema)) {}
+      manifest_(std::move(manifest)) {}
 
 Redactor LibraryPlugin::redactorFor(const Json& config) const {
   Redactor redactor;
-  for (const auto& path : secret_paths_) {
-    const Json::json_pointer pointer(path);
-    if (!config.contains(pointer)) continue;
-    const auto& value = config.at(pointer);
+  for (const auto& path : json_schema::secretPointers(manifest_.config_schema, config)) {
+    const auto& value = config.at(Json::json_pointer(path));
     redactor.add(value.is_string() ? value.get<std::string>() : value.dump());
   }
   return redactor;

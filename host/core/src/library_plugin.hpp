@@ -45,7 +45,6 @@ class LibraryPlugin final : public Plugin, public std::enable_shared_from_this<L
   std::string path_;
   Json manifest_json_;
   Manifest manifest_;
-  std::vector<std::string> secret_paths_;
 };
 
 }  // namespace syncpod::core::detail

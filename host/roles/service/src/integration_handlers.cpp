@@ -60,10 +60,10 @@ void keepStoredSecrets(const core::PluginRegistry& plugins, Json& config, const 
     }
     const auto* schema = schemaOf(plugins, endpoint);
     if (schema == nullptr) continue;
-    for (const auto& path : json_schema::secretPaths(*schema)) {
+    auto& value = endpoint["config"];
+    for (const auto& path : json_schema::secretPointers(*schema, value)) {
       const Json::json_pointer pointer(path);
-      auto& value = endpoint["config"];
-      if (value.contains(pointer) && value[pointer] == kRedacted && before["config"].contains(pointer)) {
+      if (value[pointer] == kRedacted && before["config"].contains(pointer)) {
         value[pointer] = before["config"][pointer];
       }
     }

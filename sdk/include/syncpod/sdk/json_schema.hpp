@@ -253,14 +253,49 @@ inline void validateAt(const Json& schema, const Json& value, const std::string&
   }
 }
 
+inline bool isSecret(const Json& schema) {
+  const auto w = schema.find("writeOnly");
+  return w != schema.end() && w->is_boolean() && w->get<bool>();
+}
+
 inline void collectSecrets(const Json& schema, const std::string& path, std::vector<std::string>& out) {
   if (!schema.is_object()) return;
-  if (const auto w = schema.find("writeOnly"); w != schema.end() && w->is_boolean() && w->get<bool>()) {
+  if (isSecret(schema)) {
     out.push_back(path);
     return;
   }
   if (const auto p = schema.find("properties"); p != schema.end() && p->is_object()) {
     for (const auto& [name, sub] : p->items()) collectSecrets(sub, path + "/" + escapePointer(name), out);
+  }
+}
+
+/// Walks `value` with its schema: a member goes by its property's schema, or else by
+/// additionalProperties; an array element by items. So a secret inside a map of named
+/// settings or in a list is found where it is.
+inline void collectSecretsIn(const Json& schema, const Json& value, const std::string& path,
+                             std::vector<std::string>& out) {
+  if (!schema.is_object()) return;
+  if (isSecret(schema)) {
+    out.push_back(path);
+    return;
+  }
+  if (value.is_object()) {
+    const auto properties = schema.find("properties");
+    const auto additional = schema.find("additionalProperties");
+    for (const auto& [name, member] : value.items()) {
+      const std::string at = path + "/" + escapePointer(name);
+      if (properties != schema.end() && properties->is_object() && properties->contains(name)) {
+        collectSecretsIn((*properties)[name], member, at, out);
+      } else if (additional != schema.end()) {
+        collectSecretsIn(*additional, member, at, out);
+      }
+    }
+  } else if (value.is_array()) {
+    if (const auto items = schema.find("items"); items != schema.end()) {
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        collectSecretsIn(*items, value[i], path + "/" + std::to_string(i), out);
+      }
+    }
   }
 }
 
@@ -281,19 +316,27 @@ inline std::vector<Violation> validate(const Json& schema, const Json& value) {
   return violations;
 }
 
-/// JSON Pointers of the properties the schema marks as secrets ("writeOnly": true).
+/// JSON Pointers of the properties the schema marks as secrets ("writeOnly": true), through
+/// "properties" only. Secrets under additionalProperties or items have no fixed pointer: see
+/// secretPointers.
 inline std::vector<std::string> secretPaths(const Json& schema) {
   std::vector<std::string> paths;
   detail::collectSecrets(schema, "", paths);
   return paths;
 }
 
+/// JSON Pointers of the values in `config` that the schema marks as secrets ("writeOnly":
+/// true), wherever they are: under properties, additionalProperties (a map of named settings)
+/// or items (a list).
+inline std::vector<std::string> secretPointers(const Json& schema, const Json& config) {
+  std::vector<std::string> pointers;
+  detail::collectSecretsIn(schema, config, "", pointers);
+  return pointers;
+}
+
 /// A copy of `config` with every secret the schema marks replaced by "********".
 inline Json redactSecrets(const Json& schema, Json config) {
-  for (const auto& path : secretPaths(schema)) {
-    const Json::json_pointer pointer(path);
-    if (config.contains(pointer)) config[pointer] = "********";
-  }
+  for (const auto& path : secretPointers(schema, config)) config[Json::json_pointer(path)] = "********";
   return config;
 }
 

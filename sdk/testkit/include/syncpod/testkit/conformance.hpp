@@ -766,13 +766,11 @@ class Conformance {
       }
     };
     if (manifest_) {
-      for (const auto& path : json_schema::secretPaths(manifest_->config_schema)) {
-        const Json::json_pointer pointer(path);
-        for (const auto& [name, config] :
-             {std::pair<const char*, Json>{"good config", subject_->goodConfig()},
-              std::pair<const char*, Json>{"bad config", subject_->badConfig()}}) {
-          if (config.is_object() && config.contains(pointer))
-            add(std::string(name) + " " + path, config.at(pointer));
+      for (const auto& [name, config] :
+           {std::pair<const char*, Json>{"good config", subject_->goodConfig()},
+            std::pair<const char*, Json>{"bad config", subject_->badConfig()}}) {
+        for (const auto& path : json_schema::secretPointers(manifest_->config_schema, config)) {
+          add(std::string(name) + " " + path, config.at(Json::json_pointer(path)));
         }
       }
     }
