@@ -129,6 +129,47 @@ TEST_F(SingletonTest, StandbyLeadsAfterTheLeaderIsKilledAndNoCronFireRepeats) {
   EXPECT_NE(explain.output.find("leader: none"), std::string::npos) << explain.output;
 }
 
+TEST_F(SingletonTest, AScheduleChangedAfterItsSlotDoesNotFireThatSlot) {
+  // Daily at the minute 30 minutes ago; it last fired at that minute yesterday. Changed since
+  // today's slot passed, the schedule was not in effect then: its next fire is tomorrow's.
+  // Changed before the slot, it was, and the missed slot fires.
+  const auto slot = std::stoll(scalar("SELECT extract(epoch FROM date_trunc('minute', now() - interval '30 minutes'))::bigint"));
+  const std::string cron = std::to_string((slot / 60) % 60) + " " + std::to_string((slot / 3600) % 24) + " * * *";
+  const auto changed_after = createIntegration("changed-after-the-slot");
+  const auto changed_before = createIntegration("changed-before-the-slot");
+  for (const auto id : {changed_after, changed_before}) {
+    setConfig(id, {{"schedule", {{"cron", cron}}}});
+    execute(target_, "INSERT INTO cron_fires (integration_id, fire_time, term) VALUES (" + std::to_string(id) +
+                         ", to_timestamp(" + std::to_string(slot - 86400) + "), 0)");
+  }
+  execute(target_, "UPDATE integrations SET updated_at = now() - interval '10 minutes' WHERE id = " +
+                       std::to_string(changed_after));
+  execute(target_, "UPDATE integrations SET updated_at = now() - interval '40 minutes' WHERE id = " +
+                       std::to_string(changed_before));
+
+  auto singleton = startSingleton();
+  ASSERT_TRUE(singleton->waitForOutput("cron fired: changed-before-the-slot", 10s)) << singleton->output();
+  // Three more ticks (each checks every schedule): the other one stays quiet.
+  const auto ticks = [&] {
+    const auto out = singleton->output();
+    std::size_t n = 0;
+    for (auto at = out.find(": desired_pod_count"); at != std::string::npos; at = out.find(": desired_pod_count", at + 1)) ++n;
+    return n;
+  };
+  const auto ticked = ticks();
+  ASSERT_TRUE(eventually([&] { return ticks() >= ticked + 3; }, 5s)) << singleton->output();
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("jobs")), "1");
+  EXPECT_EQ(scalar("SELECT count(*) FROM " + table("cron_fires") + " WHERE integration_id = " +
+                   std::to_string(changed_after)),
+            "1")
+      << singleton->output();
+  EXPECT_EQ(scalar("SELECT extract(epoch FROM fire_time)::bigint FROM " + table("cron_fires") +
+                   " WHERE integration_id = " + std::to_string(changed_before) + " ORDER BY fire_time DESC LIMIT 1"),
+            std::to_string(slot));
+  singleton->signal(SIGTERM);
+  EXPECT_EQ(singleton->wait(10s), 0) << singleton->output();
+}
+
 TEST_F(SingletonTest, ExplainOnAFreshDatabaseSaysNothingWasComputed) {
   const auto explain = run({kBinary, "scaling", "explain", "--database-url=" + target_.url,
                             "--schema=" + target_.schema, "--json"});

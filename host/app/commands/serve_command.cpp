@@ -128,6 +128,16 @@ singleton::SingletonOptions singletonOptions(const core::Settings& settings,
   options.scaling = scalingSettings(settings);
   options.cleanup.retention = settings.duration("retention");
   options.cleanup.stale_after = options.worker_stale_after;
+  // A bare number is seconds: "14" meant as days would delete every job's history at once,
+  // and the webhook replay check needs the events of its tolerance window.
+  const auto least_retention = std::max<std::chrono::milliseconds>(
+      std::chrono::hours(1), settings.duration("webhook_tolerance"));
+  if (options.cleanup.retention < least_retention) {
+    throw core::ConfigError("retention (from " + settings.sourceOf("retention") +
+                            ") must be at least 1h and at least webhook_tolerance (from " +
+                            settings.sourceOf("webhook_tolerance") +
+                            "): finished jobs and webhook events are kept that long");
+  }
   // Renewed at least three times per TTL, one late renewal never costs the lease.
   if (options.renew_interval * 3 > options.lease_ttl) {
     throw core::ConfigError("leader_renew_interval (from " +

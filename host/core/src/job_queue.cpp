@@ -1414,6 +1414,10 @@ Result<CleanupResult> JobQueue::cleanup(const LeaseToken& fence, const CleanupOp
   // Each batch commits on its own: a long cleanup never holds many row locks at once.
   const auto deleteInBatches = [&](const std::string& sql, int& counter) -> std::optional<Error> {
     for (int i = 0; i < options.max_batches; ++i) {
+      if (std::chrono::steady_clock::now() >= options.stop_by) {
+        result.stopped_early = true;
+        return std::nullopt;
+      }
       auto deleted = impl_->fenced(fence, [&](pqxx::work& tx) {
         return static_cast<int>(tx.exec_params(sql, retention_s, batch).size());
       });

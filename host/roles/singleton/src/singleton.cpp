@@ -221,8 +221,11 @@ class Singleton::Impl {
     for (const auto& integration : integrations_) {
       const auto* schedule = scheduleOf(integration);
       if (schedule == nullptr) continue;
-      // Where the schedule resumes: its last fire, or the last change of the integration.
-      const auto since = integration.last_cron_fire.value_or(integration.updated_at);
+      // Where the schedule resumes: its last fire, or the integration's last change if later.
+      // A slot from before a change (a new schedule, say) was never in effect: "0 5" changed
+      // to "0 8" at 10:00 must not fire today's 08:00 at once.
+      const auto since = std::max(integration.last_cron_fire.value_or(integration.updated_at),
+                                  integration.updated_at);
       const auto due = schedule->latestDue(since, now);
       if (!due) continue;
       auto result = queue_->fireCron(*token_, integration.id, *due);
@@ -295,7 +298,12 @@ class Singleton::Impl {
   }
 
   void cleanup() {
-    auto cleaned = queue_->cleanup(*token_, options_.cleanup);
+    // Within a third of the lease, so that the loop renews it in time; a backlog (retention
+    // lowered, say) is worked off pass by pass between renewals.
+    auto options = options_.cleanup;
+    options.stop_by = Steady::now() + options_.lease_ttl / 3;
+    auto cleaned = queue_->cleanup(*token_, options);
+    if (cleaned && cleaned->stopped_early) next_cleanup_ = Steady::now();
     if (!cleaned) {
       failed("cleanup", cleaned.error());
     } else if (cleaned->workers_gone + cleaned->jobs_deleted + cleaned->workers_deleted +

@@ -124,6 +124,8 @@ struct CleanupOptions {
   /// Rows deleted per transaction, and transactions per kind of row per call.
   int batch_size = 1000;
   int max_batches = 10;
+  /// No batch starts after this instant: a leader must come back in time to renew its lease.
+  std::chrono::steady_clock::time_point stop_by = std::chrono::steady_clock::time_point::max();
 };
 
 struct CleanupResult {
@@ -132,6 +134,7 @@ struct CleanupResult {
   int workers_deleted = 0;   ///< TERMINATED worker rows
   int cron_fires_deleted = 0;
   int webhook_events_deleted = 0;
+  bool stopped_early = false;  ///< stop_by came with rows perhaps left: call again soon
 };
 
 /// An enabled integration that has a schedule or asks for change detection.
