@@ -113,9 +113,18 @@ class SyncEndToEnd : public syncpod::testing::PgTest {
     Json result;
   };
 
-  /// Enqueues, claims and runs one job the way a worker does, and completes it.
-  Outcome run(IntegrationId integration, JobKind kind, std::vector<std::string> keys = {}, bool incremental = false,
-              bool plan = false) {
+  /// postgres people → jsonl users, people's updated_at the cursor.
+  Json fromCrm() const {
+    return {{"source", postgresEndpoint()},
+            {"target", jsonlEndpoint()},
+            {"streams", {{{"name", "people"}, {"source_stream", "people"}, {"target_stream", "users"},
+                          {"key", {"id"}},
+                          {"fields", {{"id", "id"}, {"full_name", "name"}, {"email", "email"}}}}}}};
+  }
+
+  /// Enqueues one job and claims it as `worker_` does.
+  Job claimOne(IntegrationId integration, JobKind kind, std::vector<std::string> keys = {},
+               bool incremental = false, bool plan = false) {
     JobQueue queue(target_);
     EnqueueRequest request;
     request.integration_id = integration;
@@ -125,14 +134,21 @@ class SyncEndToEnd : public syncpod::testing::PgTest {
     request.plan = plan;
     request.merge = false;
     must(queue.enqueue(request), "enqueue");
-    const auto worker = must(queue.registerWorker({1, "e2e", "localhost", getpid()}), "register");
-    const auto jobs = must(queue.claim(worker, 1), "claim");
+    worker_ = must(queue.registerWorker({1, "e2e", "localhost", getpid()}), "register");
+    const auto jobs = must(queue.claim(worker_, 1), "claim");
     if (jobs.size() != 1) throw std::runtime_error("no job claimed");
+    return jobs[0];
+  }
+
+  /// Enqueues, claims and runs one job the way a worker does, and completes it.
+  Outcome run(IntegrationId integration, JobKind kind, std::vector<std::string> keys = {}, bool incremental = false,
+              bool plan = false) {
+    const auto job = claimOne(integration, kind, std::move(keys), incremental, plan);
     SyncJobRunner runner(target_, plugins());
-    Outcome outcome{runner.run(jobs[0], [] { return false; }), Json()};
-    must(queue.complete(worker, outcome.completion), "complete");
+    Outcome outcome{runner.run(job, [] { return false; }), Json()};
+    must(JobQueue(target_).complete(worker_, outcome.completion), "complete");
     if (!outcome.completion.result_json.empty()) outcome.result = Json::parse(outcome.completion.result_json);
-    last_job_ = jobs[0].id;
+    last_job_ = job.id;
     return outcome;
   }
 
@@ -142,6 +158,7 @@ class SyncEndToEnd : public syncpod::testing::PgTest {
   std::string crm_;
   int integrations_ = 0;
   JobId last_job_ = 0;
+  WorkerId worker_;
 };
 
 Json user(int id, const char* name, const char* email) { return {{"id", id}, {"name", name}, {"email", email}}; }
@@ -209,12 +226,7 @@ TEST_F(SyncEndToEnd, PartialSyncByKeysTouchesOnlyThoseRecords) {
 TEST_F(SyncEndToEnd, PartialSyncByCursorFromATableToFiles) {
   execute(target_, "INSERT INTO " + crm_ + ".people (id, full_name, email, updated_at) VALUES"
                    " (1, 'Ada', 'ada@x', '2026-01-01'), (2, 'Bob', 'bob@x', '2026-01-02')");
-  const Json config = {{"source", postgresEndpoint()},
-                       {"target", jsonlEndpoint()},
-                       {"streams", {{{"name", "people"}, {"source_stream", "people"}, {"target_stream", "users"},
-                                     {"key", {"id"}},
-                                     {"fields", {{"id", "id"}, {"full_name", "name"}, {"email", "email"}}}}}}};
-  const auto integration = integrate(config);
+  const auto integration = integrate(fromCrm());
 
   const auto first = run(integration, JobKind::Partial, {}, true);
   ASSERT_EQ(first.completion.outcome, Completion::Outcome::Succeeded) << first.completion.error;
@@ -235,6 +247,21 @@ TEST_F(SyncEndToEnd, PartialSyncByCursorFromATableToFiles) {
   const auto third = run(integration, JobKind::Partial, {}, true);
   ASSERT_EQ(third.completion.outcome, Completion::Outcome::Succeeded) << third.completion.error;
   EXPECT_EQ(third.result["streams"][0]["fetched"]["source"], 0) << third.result.dump();
+}
+
+TEST_F(SyncEndToEnd, AnAttemptTheQueueTookBackMovesNoCursor) {
+  execute(target_, "INSERT INTO " + crm_ + ".people (id, full_name, email, updated_at) VALUES"
+                   " (1, 'Ada', 'ada@x', '2026-01-01')");
+  const auto job = claimOne(integrate(fromCrm()), JobKind::Partial, {}, /*incremental=*/true);
+  // Rescued while it runs (its attempt long past its deadline): another attempt owns the job.
+  execute(target_, "UPDATE jobs SET deadline_at = now() - interval '1 hour'");
+  ASSERT_EQ(must(JobQueue(target_).rescue(), "rescue").requeued, 1);
+
+  SyncJobRunner runner(target_, plugins());
+  const auto completion = runner.run(job, [] { return false; });
+  EXPECT_NE(completion.outcome, Completion::Outcome::Succeeded);
+  EXPECT_NE(completion.error.find("the cursor was not saved"), std::string::npos) << completion.error;
+  EXPECT_EQ(queryScalar(target_, "SELECT count(*) FROM " + target_.schema + ".sync_cursors"), "0");
 }
 
 TEST_F(SyncEndToEnd, PlanWritesNothing) {

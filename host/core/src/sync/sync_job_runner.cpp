@@ -25,9 +25,15 @@ const char* const kLoadIntegration = "SELECT enabled, config::text FROM integrat
 const char* const kCursor =
     "SELECT cursor FROM sync_cursors WHERE integration_id = $1 AND stream = $2 AND side = $3";
 
+// Fenced like a completion: only while the job still runs as this attempt. An attempt the
+// queue took back (rescued) and gave to another must not move the cursor under the new one.
+// $5: job id, $6: attempt.
 const char* const kSaveCursor = R"SQL(
-INSERT INTO sync_cursors (integration_id, stream, side, cursor) VALUES ($1, $2, $3, $4)
+INSERT INTO sync_cursors (integration_id, stream, side, cursor)
+SELECT $1, $2, $3, $4
+WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND attempt = $6 AND state = 'running')
 ON CONFLICT (integration_id, stream, side) DO UPDATE SET cursor = excluded.cursor, updated_at = now()
+RETURNING 1
 )SQL";
 
 const char* const kCreatedAmong = R"SQL(
@@ -56,8 +62,9 @@ std::string keysJson(const std::vector<std::string>& keys) {
 /// event writer (hence the mutex).
 class PgSyncState : public SyncState {
  public:
-  PgSyncState(pqxx::connection& connection, std::mutex& mutex, IntegrationId integration)
-      : connection_(connection), mutex_(mutex), integration_(integration) {}
+  PgSyncState(pqxx::connection& connection, std::mutex& mutex, const Job& job)
+      : connection_(connection), mutex_(mutex), integration_(job.integration_id), job_(job.id),
+        attempt_(job.attempt) {}
 
   Result<std::optional<std::string>> cursor(const std::string& stream, Side side) override {
     auto rows = run(kCursor, integration_, stream, std::string(toString(side)));
@@ -67,7 +74,14 @@ class PgSyncState : public SyncState {
   }
 
   Result<Done> saveCursor(const std::string& stream, Side side, const std::string& value) override {
-    return done(run(kSaveCursor, integration_, stream, std::string(toString(side)), value));
+    auto rows = run(kSaveCursor, integration_, stream, std::string(toString(side)), value, job_, attempt_);
+    if (!rows) return rows.error();
+    if (rows->empty()) {
+      return Error{Error::Code::Conflict, "the cursor was not saved: job " + std::to_string(job_) +
+                                               " no longer runs as attempt " + std::to_string(attempt_) +
+                                               " (the queue took it back)"};
+    }
+    return Done{};
   }
 
   Result<std::vector<std::string>> createdAmong(const std::string& stream, Side side,
@@ -107,6 +121,8 @@ class PgSyncState : public SyncState {
   pqxx::connection& connection_;
   std::mutex& mutex_;
   IntegrationId integration_;
+  JobId job_;
+  int attempt_;
 };
 
 Completion ended(const Job& job, Completion::Outcome outcome, std::string error, std::string result = {}) {
@@ -241,7 +257,7 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
     return ended(job, Completion::Outcome::Failed, "the partial job names no keys and is not incremental");
   }
 
-  PgSyncState sync_state(*connection, connection_mutex, job.integration_id);
+  PgSyncState sync_state(*connection, connection_mutex, job);
   SyncHooks sync_hooks;
   sync_hooks.cancelled = cancelled;
   sync_hooks.log = log;
