@@ -11,3 +11,5 @@ find_package(Boost 1.74 REQUIRED)
 # libpqxx 6 ships no CMake package on Debian 12, only pkg-config.
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx>=6.4)
+# libpq itself: the core parses connection strings with it, the postgres connector uses only it.
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)

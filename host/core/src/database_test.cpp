@@ -2,10 +2,35 @@
 
 #include <gtest/gtest.h>
 
+#include "pg.hpp"
 #include "syncpod/core/errors.hpp"
 
 namespace syncpod::core {
 namespace {
+
+TEST(DatabaseTarget, ConnectionsGetTimeoutsAndKeepalivesTheUrlDoesNotSet) {
+  const auto conninfo = pg::withConnectionLimits("postgresql://alice:it's%20me@db.example:6543/app?keepalives_idle=5");
+  EXPECT_NE(conninfo.find("host='db.example'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("port='6543'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("dbname='app'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("password='it\\'s me'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("keepalives_idle='5'"), std::string::npos) << "the URL's own value stays: " << conninfo;
+  EXPECT_NE(conninfo.find("connect_timeout='10'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("keepalives_count='3'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("tcp_user_timeout='60000'"), std::string::npos) << conninfo;
+
+  const auto keywords = pg::withConnectionLimits("host=/run/x dbname=app connect_timeout=3");
+  EXPECT_NE(keywords.find("connect_timeout='3'"), std::string::npos) << keywords;
+  EXPECT_NE(keywords.find("keepalives_interval='10'"), std::string::npos) << keywords;
+
+  try {
+    pg::withConnectionLimits("postgresql://alice:s3cret@db/app?nonsense=1");
+    ADD_FAILURE() << "an unknown parameter was accepted";
+  } catch (const DatabaseUnavailable& error) {
+    EXPECT_NE(std::string(error.what()).find("nonsense"), std::string::npos) << error.what();
+    EXPECT_EQ(std::string(error.what()).find("s3cret"), std::string::npos) << error.what();
+  }
+}
 
 TEST(DatabaseTarget, RedactsPasswordInUri) {
   DatabaseTarget target{"postgresql://alice:s3cret@db.example:5432/app", "syncpod"};

@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
 #include "syncpod/core/errors.hpp"
@@ -24,9 +25,44 @@ std::string oneLine(std::string_view message) {
   return line;
 }
 
+std::string withConnectionLimits(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options == nullptr) {
+    const std::string why = error != nullptr ? oneLine(error) : "out of memory";
+    PQfreemem(error);
+    throw DatabaseUnavailable("cannot read the database URL: " + why);
+  }
+  static constexpr std::pair<std::string_view, std::string_view> kLimits[] = {
+      {"connect_timeout", "10"},    {"keepalives", "1"},      {"keepalives_idle", "30"},
+      {"keepalives_interval", "10"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "60000"},
+  };
+  const auto quoted = [](std::string_view value) {
+    std::string out = "'";
+    for (const char c : value) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  };
+  std::string conninfo;
+  for (const auto* option = options; option->keyword != nullptr; ++option) {
+    std::string_view value = option->val != nullptr ? option->val : "";
+    if (option->val == nullptr) {
+      for (const auto& [keyword, limit] : kLimits) {
+        if (keyword == option->keyword) value = limit;
+      }
+    }
+    if (value.empty() && option->val == nullptr) continue;
+    conninfo += (conninfo.empty() ? "" : " ") + std::string(option->keyword) + "=" + quoted(value);
+  }
+  PQconninfoFree(options);
+  return conninfo;
+}
+
 std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target) {
   try {
-    auto connection = std::make_unique<pqxx::connection>(target.url);
+    auto connection = std::make_unique<pqxx::connection>(withConnectionLimits(target.url));
     connection->set_variable("search_path", connection->quote_name(target.schema));
     // Operators see which installation a session belongs to in pg_stat_activity.
     const auto name = "syncpod:" + target.schema + (target.client.empty() ? "" : ":" + target.client);
