@@ -870,8 +870,8 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
   std::string sql =
       "WITH syncpod_input AS (SELECT " + joined(typed) + " FROM unnest(" + joined(arrays) +
       ") AS u(" + joined(aliases) + ")), syncpod_found AS MATERIALIZED (SELECT i.syncpod_ord, "
-      "f.syncpod_row, f.syncpod_version FROM syncpod_input i CROSS JOIN LATERAL (SELECT _r.ctid "
-      "AS syncpod_row, " + versionExpression(s) + " AS syncpod_version FROM " + table.qualified +
+      "f.syncpod_row, f.syncpod_version FROM syncpod_input i CROSS JOIN LATERAL (SELECT (_r.tableoid, "
+      "_r.ctid) AS syncpod_row, " + versionExpression(s) + " AS syncpod_version FROM " + table.qualified +
       " AS _r WHERE " + same_key + " LIMIT 2 FOR UPDATE) AS f), syncpod_matches AS (SELECT "
       "syncpod_ord, count(*) AS syncpod_rows, min(syncpod_version) AS syncpod_version FROM "
       "syncpod_found GROUP BY syncpod_ord), syncpod_written AS (";
@@ -885,7 +885,8 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
          "m.syncpod_ord = i.syncpod_ord LEFT JOIN syncpod_written w ON w.syncpod_ord = "
          "i.syncpod_ord";
   const auto rows = connection_.exec(sql, params);
-  // Two keys of the run that name one row ("1.0" and "1" of a numeric key): the statement
+  // Two keys of the run that name one row ("1.0" and "1" of a numeric key; a row is its table,
+  // a partition say, and its place in it): the statement
   // wrote it once, where one change after the other may give other results.
   if (rows.size() > 0 && rows.text(0, 4) != "0") {
     // 21000, cardinality violation, is what ON CONFLICT says for a row affected twice.

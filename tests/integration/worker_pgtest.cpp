@@ -409,8 +409,9 @@ TEST_F(WorkerTest, AJobClaimedForTheWorkerWithoutItsKnowledgeIsHandedBack) {
   // the job runs after all instead of waiting for its deadline.
   auto worker = startWorker();
   ASSERT_TRUE(eventually([&] { return workerState(worker->pid()) == "ACTIVE"; })) << worker->output();
-  // While the worker is busy with a job of its own, so that it does not claim the next.
-  const auto busy = enqueue(integration({{"fetch_ms", 1500}}));
+  // While the worker is busy with a job of its own, so that it does not claim the next (long
+  // enough for a slow machine to make the claim below in the meantime).
+  const auto busy = enqueue(integration({{"fetch_ms", 5000}}));
   ASSERT_TRUE(reaches(busy, "running")) << worker->output();
   const auto job = enqueue(integration({{"fetch_ms", 0}}));
   const auto id = queryScalar(target_, "SELECT id FROM " + target_.schema + ".worker_lifecycle WHERE pid = " +

@@ -1,6 +1,7 @@
 #include "pg.hpp"
 
 #include <cctype>
+#include <cstdlib>
 
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
@@ -29,14 +30,23 @@ std::string withConnectionLimits(const std::string& url) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
   if (options == nullptr) {
-    const std::string why = error != nullptr ? oneLine(error) : "out of memory";
+    // libpq's message may quote the text it stopped at, a password included.
     PQfreemem(error);
-    throw DatabaseUnavailable("cannot read the database URL: " + why);
+    throw DatabaseUnavailable(
+        "cannot read the database URL: write it as postgresql://user:password@host:port/dbname"
+        "?parameter=value (special characters percent-encoded) or as keyword=value pairs, with "
+        "parameters libpq knows");
   }
   static constexpr std::pair<std::string_view, std::string_view> kLimits[] = {
       {"connect_timeout", "10"},    {"keepalives", "1"},      {"keepalives_idle", "30"},
       {"keepalives_interval", "10"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "60000"},
   };
+  // Values given elsewhere win over these limits: a connection service file (its entries
+  // apply only to what the string leaves unset) or libpq's environment (PGCONNECT_TIMEOUT).
+  bool names_service = std::getenv("PGSERVICE") != nullptr;
+  for (const auto* option = options; option->keyword != nullptr; ++option) {
+    if (std::string_view(option->keyword) == "service" && option->val != nullptr) names_service = true;
+  }
   const auto quoted = [](std::string_view value) {
     std::string out = "'";
     for (const char c : value) {
@@ -48,7 +58,8 @@ std::string withConnectionLimits(const std::string& url) {
   std::string conninfo;
   for (const auto* option = options; option->keyword != nullptr; ++option) {
     std::string_view value = option->val != nullptr ? option->val : "";
-    if (option->val == nullptr) {
+    if (option->val == nullptr && !names_service &&
+        (option->envvar == nullptr || std::getenv(option->envvar) == nullptr)) {
       for (const auto& [keyword, limit] : kLimits) {
         if (keyword == option->keyword) value = limit;
       }

@@ -22,8 +22,10 @@ std::unique_ptr<pqxx::connection> connect(const DatabaseTarget& target);
 /// limits added where it sets none: connect_timeout 10 s, TCP keepalives after 30 s idle (every
 /// 10 s, 3 probes) and tcp_user_timeout 60 s. Without them libpq waits for ever on a connect,
 /// and for about 15 minutes on a server whose address went silent (a failover): a worker could
-/// not stop its jobs, nor a leader notice it lost its lease. Throws DatabaseUnavailable when
-/// libpq cannot read `url`; the message does not quote it.
+/// not stop its jobs, nor a leader notice it lost its lease. A limit the environment sets
+/// (PGCONNECT_TIMEOUT) stays the environment's, and a URL that names a connection service
+/// gets none: the service file's entries would otherwise be overridden. Throws
+/// DatabaseUnavailable when libpq cannot read `url`; the message does not quote it.
 std::string withConnectionLimits(const std::string& url);
 
 /// Collapses libpq's multi-line messages into one line without trailing punctuation noise.

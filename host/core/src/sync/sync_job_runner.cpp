@@ -27,11 +27,12 @@ const char* const kCursor =
 
 // Fenced like a completion: only while the job still runs as this attempt. An attempt the
 // queue took back (rescued) and gave to another must not move the cursor under the new one.
+// FOR SHARE waits for a rescue in progress and checks the job row as it leaves it.
 // $5: job id, $6: attempt.
 const char* const kSaveCursor = R"SQL(
 INSERT INTO sync_cursors (integration_id, stream, side, cursor)
 SELECT $1, $2, $3, $4
-WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND attempt = $6 AND state = 'running')
+WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $5 AND attempt = $6 AND state = 'running' FOR SHARE)
 ON CONFLICT (integration_id, stream, side) DO UPDATE SET cursor = excluded.cursor, updated_at = now()
 RETURNING 1
 )SQL";
@@ -272,7 +273,7 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
     auto result = engine.run(request);
     if (!result) {
       spdlog::warn("sync failed: {}", result.error().message);
-      return ended(job, outcomeOf(result.error()), result.error().message, report.toJson().dump());
+      return ended(job, outcomeOf(result.error()), result.error().message, pg::jsonText(report.toJson()));
     }
     merge(report, std::move(*result));
   }
@@ -280,10 +281,10 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
   result["mode"] = plan ? "plan" : "commit";
   if (report.worthRetrying()) {
     spdlog::warn("sync finished with changes to retry");
-    return ended(job, Completion::Outcome::Retry, "some changes were answered retryable or conflict", result.dump());
+    return ended(job, Completion::Outcome::Retry, "some changes were answered retryable or conflict", pg::jsonText(result));
   }
   spdlog::info("sync finished");
-  return ended(job, Completion::Outcome::Succeeded, {}, result.dump());
+  return ended(job, Completion::Outcome::Succeeded, {}, pg::jsonText(result));
 }
 
 }  // namespace syncpod::core

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,7 +24,9 @@ using core::Completion;
 using Outcome = core::Completion::Outcome;
 
 JobRun::JobRun(core::Job job, std::function<void()> on_finished)
-    : job_(std::move(job)), on_finished_(std::move(on_finished)) {}
+    : job_(std::move(job)),
+      deadline_(std::chrono::steady_clock::now() + job_.max_runtime),
+      on_finished_(std::move(on_finished)) {}
 
 JobRun::~JobRun() {
   if (!thread_.joinable()) return;
@@ -170,14 +173,19 @@ class ProcessJobRun final : public JobRun {
     bool terminated = false;
     bool killed = false;
     std::chrono::steady_clock::time_point terminated_at;
-    // Until the child is reaped, not only until its result's end: a child that closed its
-    // result may still hang on its way out, and a process the plugin started may hold the
-    // pipe open after the child is gone. Stop requests go to the child's process group (it
-    // leads one), which takes such processes along.
+    // Until the child exits, not only until its result's end: a child that closed its result
+    // may still hang on its way out, and a process the plugin started may hold the pipe open
+    // after the child is gone. Stop requests go to the child's process group (it leads one),
+    // which takes such processes along. The child's exit wakes the wait through a pidfd.
     bool end_of_result = false;
-    int status = 0;
+    std::chrono::steady_clock::time_point result_ended_at;
+    // Through syscall(): glibc 2.36's <sys/pidfd.h> declares pidfd_open without C linkage.
+    // -1 on kernels before 5.3: the wait then polls.
+    const int exit_fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     for (;;) {
-      if (stopRequested() && !terminated) {
+      // A child that still runs a stop grace after closing its result hangs on its way out.
+      const bool hanging = end_of_result && std::chrono::steady_clock::now() - result_ended_at >= command_.stop_grace;
+      if ((stopRequested() || hanging) && !terminated) {
         ::kill(-pid, SIGTERM);
         terminated = true;
         terminated_at = std::chrono::steady_clock::now();
@@ -188,18 +196,28 @@ class ProcessJobRun final : public JobRun {
         ::kill(-pid, SIGKILL);
         killed = true;
       }
-      const pid_t reaped = ::waitpid(pid, &status, WNOHANG);
-      if (reaped == pid || (reaped < 0 && errno != EINTR)) break;
-      if (end_of_result) {
-        ::poll(nullptr, 0, 100);
-      } else if (!readSome(read_fd, output, 100)) {
+      // Exited, not yet reaped: the zombie keeps the process group's id from being reused.
+      siginfo_t exit{};
+      const int waited = ::waitid(P_PID, static_cast<id_t>(pid), &exit, WEXITED | WNOHANG | WNOWAIT);
+      if ((waited == 0 && exit.si_pid == pid) || (waited < 0 && errno != EINTR)) break;
+      pollfd waits[2] = {{end_of_result ? -1 : read_fd, POLLIN, 0}, {exit_fd, POLLIN, 0}};
+      const int timeout_ms = end_of_result && exit_fd < 0 ? 10 : 100;
+      if (::poll(waits, 2, timeout_ms) > 0 && (waits[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
+          !readSome(read_fd, output, 0)) {
         end_of_result = true;
+        result_ended_at = std::chrono::steady_clock::now();
       }
     }
     // What the child wrote before it ended, without waiting for others holding the pipe.
     while (!end_of_result && readSome(read_fd, output, 0)) {
     }
     ::close(read_fd);
+    if (exit_fd >= 0) ::close(exit_fd);
+    // Programs the plugin started end with the job.
+    ::kill(-pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
 
     Completion reported;
     if (!output.empty() && !fromWire(output, reported)) {

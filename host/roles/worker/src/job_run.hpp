@@ -41,6 +41,9 @@ class JobRun {
   JobRun& operator=(const JobRun&) = delete;
 
   const core::Job& job() const { return job_; }
+  /// When the attempt reaches its deadline (the job's max_runtime from its claim), on this
+  /// machine's steady clock: the worker and the database need not agree on the time of day.
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
 
   /// Asks the job to stop; it notices at its plugin's next cancellation check.
   void stop(StopReason reason);
@@ -69,6 +72,7 @@ class JobRun {
 
  private:
   core::Job job_;
+  std::chrono::steady_clock::time_point deadline_;
   std::function<void()> on_finished_;
   std::atomic<StopReason> stop_reason_{StopReason::None};
   std::atomic<bool> finished_{false};

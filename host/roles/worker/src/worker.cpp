@@ -87,12 +87,12 @@ class Worker::Impl {
 
     while (state_ != WorkerState::Terminated) {
       step();
+      if (state_ == WorkerState::Terminated) break;
       if (row_gone_ && runs_.empty()) {
         spdlog::error("worker {}: its worker_lifecycle row is gone or TERMINATED (declared dead by cleanup); "
                       "exiting without recording TERMINATED", id_);
         return 1;
       }
-      if (state_ == WorkerState::Terminated) break;
       wait();
     }
     spdlog::info("worker {} terminated", id_);
@@ -193,6 +193,12 @@ class Worker::Impl {
   void recordTransitions() {
     while (!unrecorded_.empty()) {
       auto recorded = queue_->setWorkerState(id_, unrecorded_.front());
+      if (!recorded && recorded.error().code == core::Error::Code::Invalid &&
+          unrecorded_.front() == WorkerState::Terminated) {
+        // Recorded already: a retry after an answer lost on the way back.
+        unrecorded_.clear();
+        return;
+      }
       if (!recorded && recorded.error().code == core::Error::Code::Invalid && !row_gone_) {
         // Declared gone by cleanup while cut off: its jobs were rescued, its row is final.
         row_gone_ = true;
@@ -287,10 +293,9 @@ class Worker::Impl {
   /// Stops the jobs whose attempt reached its deadline (the job's max_runtime); the queue
   /// rescues a job only a lease later, by which time its worker has reported it.
   void stopAtDeadlines() {
-    const auto now = core::Clock::now();
+    const auto now = Clock::now();
     for (auto& run : runs_) {
-      const auto& deadline = run->job().deadline_at;
-      if (!deadline || now < *deadline || run->finished() || run->stopReason() != StopReason::None) continue;
+      if (now < run->deadline() || run->finished() || run->stopReason() != StopReason::None) continue;
       spdlog::warn("worker {}: {} reached its deadline ({} s); stopping it", id_, describe(run->job()),
                    run->job().max_runtime.count());
       run->stop(StopReason::Deadline);
@@ -434,9 +439,7 @@ class Worker::Impl {
       if (const auto stopped = run->stoppedAt(); stopped && *stopped + options_.stop_grace > now) {
         until = std::min(until, *stopped + options_.stop_grace);
       }
-      if (const auto& deadline = run->job().deadline_at; deadline && run->stopReason() == StopReason::None) {
-        until = std::min(until, now + std::chrono::ceil<milliseconds>(*deadline - core::Clock::now()));
-      }
+      if (run->stopReason() == StopReason::None) until = std::min(until, run->deadline());
     }
     if (until <= now) return;
     const auto timeout = std::chrono::duration_cast<milliseconds>(until - now) + milliseconds(1);

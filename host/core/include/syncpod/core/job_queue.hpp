@@ -246,8 +246,8 @@ class JobQueue {
 
   // --- maintenance (singleton) -----------------------------------------------------------
 
-  /// Running jobs whose worker is missing or silent for longer than the lease, or that are
-  /// past their deadline, go back to queued (attempt counts, with backoff) or fail once
+  /// Running jobs whose worker is missing or silent for longer than the lease, or that are a
+  /// lease past their deadline (their worker stops them at it), go back to queued (attempt counts, with backoff) or fail once
   /// they have used max_attempts. Each rescued attempt is recorded like a completion.
   Result<RescueResult> rescue();
 
