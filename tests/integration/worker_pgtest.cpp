@@ -371,9 +371,10 @@ TEST_F(WorkerTest, AJobTheQueueRescuedIsStoppedWhereItStillRuns) {
     SCOPED_TRACE(isolation);
     settings_["isolation"] = isolation;
     // One attempt: the rescue fails the job, so that no attempt follows to blur the picture.
-    const auto job = enqueue(integration({{"fetch_ms", 60000}}), /*max_attempts=*/1);
+    const auto job = enqueue(integration({{"fetch_ms", 60000}, {"log_lines", 1}}), /*max_attempts=*/1);
     auto worker = startWorker();
-    ASSERT_TRUE(reaches(job, "running")) << worker->output();
+    // Its plugin at work: a job process that starts after the rescue would not run it at all.
+    ASSERT_TRUE(worker->waitForOutput("workload: line 1 of 1", 10s)) << worker->output();
     execute(target_, "UPDATE jobs SET deadline_at = now() - interval '1 hour' WHERE id = " + std::to_string(job));
     core::JobQueue queue(target_);
     ASSERT_EQ(must(queue.rescue(), "rescue").failed, 1);
@@ -389,13 +390,14 @@ TEST_F(WorkerTest, AJobTheQueueRescuedIsStoppedWhereItStillRuns) {
 }
 
 TEST_F(WorkerTest, AJobPastItsDeadlineIsStoppedByItsWorker) {
-  const auto job = enqueue(integration({{"fetch_ms", 60000}}), /*max_attempts=*/1, /*max_runtime=*/1s);
+  // Long enough for the job's process to start its plugin on a busy machine.
+  const auto job = enqueue(integration({{"fetch_ms", 60000}}), /*max_attempts=*/1, /*max_runtime=*/3s);
   auto worker = startWorker();
   ASSERT_TRUE(reaches(job, "running")) << worker->output();
-  // The worker stops it at its deadline and reports a failed attempt, long before the queue's
-  // rescue would (a lease, here 2 s, past the deadline, and there is no singleton here).
-  EXPECT_TRUE(reaches(job, "failed", 10s)) << worker->output();
-  EXPECT_NE(jobColumn(job, "last_error").find("reached its deadline of 1 s"), std::string::npos)
+  // The worker stops it at its deadline and reports a failed attempt; the queue's rescue
+  // would come a lease (here 2 s) later, and there is no singleton here anyway.
+  EXPECT_TRUE(reaches(job, "failed", 15s)) << worker->output();
+  EXPECT_NE(jobColumn(job, "last_error").find("reached its deadline of 3 s"), std::string::npos)
       << jobColumn(job, "last_error");
   EXPECT_EQ(outcomes(job), "retry");
   EXPECT_TRUE(worker->waitForOutput("workload: stopping, cancelled after", 5s)) << worker->output();
