@@ -89,10 +89,16 @@ void Connection::open() {
   if (connection_ != nullptr && PQstatus(connection_) == CONNECTION_OK) return;
   close();
   // Later entries override what the URL (expanded from dbname) says, earlier ones give way to it.
+  // TCP keepalives and a user timeout by default: a connection that waits idle through a long
+  // fetch of the other side must notice a server gone silent (a failover, a NAT that forgot
+  // it) in about a minute, not after the kernel's fifteen.
   const std::string timeout = std::to_string(connect_timeout_s_);
-  const char* keywords[] = {"application_name", "dbname", "connect_timeout", "client_encoding",
+  const char* keywords[] = {"application_name", "keepalives",      "keepalives_idle",
+                            "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                            "dbname",             "connect_timeout", "client_encoding",
                             nullptr};
-  const char* values[] = {"syncpod-postgres", url_.c_str(), timeout.c_str(), "UTF8", nullptr};
+  const char* values[] = {"syncpod-postgres", "1",          "30",   "10",   "3", "60000",
+                          url_.c_str(),       timeout.c_str(), "UTF8", nullptr};
   connection_ = PQconnectdbParams(keywords, values, 1);
   if (connection_ == nullptr)
     throw retryable("cannot connect to " + redacted_url_ + ": out of memory");
