@@ -24,6 +24,12 @@ std::optional<std::string> fromWire(const std::string& text, core::Completion& c
   const auto name = outcome->get<std::string>();
   const auto value = core::parseOutcome(name);
   if (!value) return "unknown outcome \"" + name + "\"";
+  // The queue refuses a completion whose result is not JSON, and with it the worker's whole
+  // batch, each time it is tried again: such a result is garbled here, where one job pays.
+  const auto& result_text = result->get_ref<const std::string&>();
+  if (!result_text.empty() && nlohmann::json::parse(result_text, nullptr, false).is_discarded()) {
+    return "its result is not JSON";
+  }
   completion.outcome = *value;
   completion.result_json = result->get<std::string>();
   completion.error = error->get<std::string>();

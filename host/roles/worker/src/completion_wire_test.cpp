@@ -29,6 +29,10 @@ TEST(CompletionWire, SaysWhatIsWrongWithAGarbledResult) {
             R"(needs the strings "outcome", "result" and "error")");
   EXPECT_EQ(fromWire(R"({"outcome": "won", "result": "", "error": ""})", completion),
             R"(unknown outcome "won")");
+  EXPECT_EQ(fromWire(R"({"outcome": "succeeded", "result": "{\"records\": ", "error": ""})", completion),
+            "its result is not JSON");
+  EXPECT_FALSE(fromWire(R"({"outcome": "succeeded", "result": "{\"records\": 1}", "error": ""})", completion));
+  EXPECT_EQ(completion.result_json, R"({"records": 1})");
 }
 
 }  // namespace
