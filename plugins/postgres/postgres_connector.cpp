@@ -56,6 +56,44 @@ std::vector<std::string> fieldNames(const Json& fields) {
   return names;
 }
 
+/// The rows of a statement for many changes, as one text-array parameter per input column,
+/// unnested into rows (`unnest($1::int[], $2::text[], …) AS u(…)`): the statement's text, and
+/// so its parsing and planning, do not grow with the rows. The first column, syncpod_ord, is
+/// each row's place in its run.
+class UnnestedInput {
+ public:
+  explicit UnnestedInput(std::size_t rows) {
+    std::vector<std::optional<std::string>> places;
+    for (std::size_t n = 0; n < rows; ++n) places.emplace_back(std::to_string(n));
+    params_.push_back(textArrayLiteralWithNulls(places));
+    arrays_.push_back("$1::int[]");
+    aliases_.push_back("syncpod_ord");
+    typed_.push_back("u.syncpod_ord");
+  }
+
+  /// A column named `alias`, one item per row, selected as `expression` (over u.<alias>).
+  void add(const std::vector<std::optional<std::string>>& items, const std::string& alias,
+           const std::string& expression) {
+    params_.push_back(textArrayLiteralWithNulls(items));
+    arrays_.push_back("$" + std::to_string(params_.size()) + "::text[]");
+    aliases_.push_back(alias);
+    typed_.push_back(expression + " AS " + alias);
+  }
+
+  /// SELECT of the typed rows.
+  std::string select() const {
+    return "SELECT " + joined(typed_) + " FROM unnest(" + joined(arrays_) + ") AS u(" +
+           joined(aliases_) + ")";
+  }
+  const Params& params() const { return params_; }
+
+ private:
+  Params params_;
+  std::vector<std::string> arrays_;
+  std::vector<std::string> aliases_;
+  std::vector<std::string> typed_;
+};
+
 std::string placeholder(std::size_t index, const std::string& type) {
   return "$" + std::to_string(index) + "::text::" + type;
 }
@@ -746,19 +784,13 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
     columns.push_back(table.find(name));
     quoted.push_back(connection_.quote(name));
   }
-  // One array parameter per column (and one of the creates' places in the run), unnested into
-  // rows: the statement's text, and so its parsing and planning, do not grow with the run.
-  std::vector<std::optional<std::string>> places;
   std::vector<std::vector<std::optional<std::string>>> values(columns.size());
-  for (std::size_t n = 0; n < rows.size(); ++n) {
-    places.emplace_back(std::to_string(n));
+  for (const auto& row : rows) {
     for (std::size_t c = 0; c < columns.size(); ++c) {
-      values[c].push_back(parameterText(rows[n].at(columns[c]->name), columns[c]->is_array));
+      values[c].push_back(parameterText(row.at(columns[c]->name), columns[c]->is_array));
     }
   }
-  Params params = {textArrayLiteralWithNulls(places)};
-  std::vector<std::string> arrays = {"$1::int[]"};
-  std::vector<std::string> typed = {"u.syncpod_ord"};
+  UnnestedInput input(rows.size());
   std::vector<std::string> assignments;
   std::vector<std::string> current;
   std::vector<std::string> proposed;
@@ -766,9 +798,7 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
   std::vector<std::string> same_key;
   for (std::size_t c = 0; c < columns.size(); ++c) {
     const Column& column = *columns[c];
-    params.push_back(textArrayLiteralWithNulls(values[c]));
-    arrays.push_back("$" + std::to_string(params.size()) + "::text[]");
-    typed.push_back("(u." + quoted[c] + ")::" + column.cast_type + " AS " + quoted[c]);
+    input.add(values[c], quoted[c], "(u." + quoted[c] + ")::" + column.cast_type);
     if (std::find(shape.keys.begin(), shape.keys.end(), &column) != shape.keys.end()) {
       conflict.push_back(quoted[c]);
       // The stored key is the given one with the column's modifier applied.
@@ -781,9 +811,7 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
   }
   // As runChange's INSERT, for many rows: RETURNING names the rows written; a create whose row
   // was equal already wrote nothing (Noop).
-  std::string sql = "WITH syncpod_input AS (SELECT " + joined(typed) + " FROM unnest(" +
-                    joined(arrays) + ") AS u(syncpod_ord, " + joined(quoted) +
-                    ")), syncpod_written AS (INSERT INTO " + table.qualified + " AS _r (" +
+  std::string sql = "WITH syncpod_input AS (" + input.select() + "), syncpod_written AS (INSERT INTO " + table.qualified + " AS _r (" +
                     joined(quoted) + ") SELECT " + joined(quoted) +
                     " FROM syncpod_input ORDER BY syncpod_ord ON CONFLICT (" + joined(conflict) +
                     ") DO ";
@@ -794,7 +822,7 @@ void PostgresConnector::runCreates(const Stream& s, const Shape& shape,
   sql += " RETURNING " + joined(conflict) +
          ") SELECT i.syncpod_ord FROM syncpod_input i JOIN syncpod_written w ON " +
          joined(same_key, " AND ");
-  const auto written = connection_.exec(sql, params);
+  const auto written = connection_.exec(sql, input.params());
   for (const auto index : run) results[index] = {ChangeStatus::Noop, {}};
   for (int row = 0; row < written.size(); ++row) {
     results[run.at(std::stoul(written.text(row, 0)))] = {ChangeStatus::Applied, {}};
@@ -811,15 +839,13 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
   if (update) {
     for (const auto& name : fieldNames(first.fields)) fields.push_back(table.find(name));
   }
-  // As runCreates: one array parameter per input column, unnested into rows. Every change has
-  // its place in the run, the version it expects (NULL: none), its key and its new values.
-  std::vector<std::optional<std::string>> places;
+  // Every change has its place in the run, the version it expects (NULL: none), its key and
+  // its new values.
   std::vector<std::optional<std::string>> expected;
   std::vector<std::vector<std::optional<std::string>>> keys(shape.keys.size());
   std::vector<std::vector<std::optional<std::string>>> values(fields.size());
-  for (std::size_t n = 0; n < run.size(); ++n) {
-    const Change& change = changeset.changes.at(run[n]);
-    places.emplace_back(std::to_string(n));
+  for (const auto index : run) {
+    const Change& change = changeset.changes.at(index);
     expected.push_back(change.expected_version && s.config.updated_column ? change.expected_version
                                                                           : std::nullopt);
     for (std::size_t k = 0; k < keys.size(); ++k) keys[k].emplace_back(change.key.at(k));
@@ -827,22 +853,13 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
       values[f].push_back(parameterText(change.fields.at(fields[f]->name), fields[f]->is_array));
     }
   }
-  Params params = {textArrayLiteralWithNulls(places), textArrayLiteralWithNulls(expected)};
-  std::vector<std::string> arrays = {"$1::int[]", "$2::text[]"};
-  std::vector<std::string> aliases = {"syncpod_ord", "syncpod_expected"};
-  std::vector<std::string> typed = {"u.syncpod_ord", "u.syncpod_expected"};
-  const auto addArray = [&](const std::vector<std::optional<std::string>>& items,
-                            const std::string& alias, const std::string& expression) {
-    params.push_back(textArrayLiteralWithNulls(items));
-    arrays.push_back("$" + std::to_string(params.size()) + "::text[]");
-    aliases.push_back(alias);
-    typed.push_back(expression + " AS " + alias);
-  };
+  UnnestedInput input(run.size());
+  input.add(expected, "syncpod_expected", "u.syncpod_expected");
   std::vector<std::string> key_refs;
   std::vector<std::string> key_inputs;
   for (std::size_t k = 0; k < keys.size(); ++k) {
     const auto alias = "syncpod_k" + std::to_string(k);
-    addArray(keys[k], alias, "(u." + alias + ")::" + shape.keys[k]->cast_type);
+    input.add(keys[k], alias, "(u." + alias + ")::" + shape.keys[k]->cast_type);
     key_refs.push_back(ref(*shape.keys[k]));
     key_inputs.push_back("i." + alias);
   }
@@ -852,7 +869,7 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
   for (std::size_t f = 0; f < fields.size(); ++f) {
     const Column& column = *fields[f];
     const auto alias = "syncpod_f" + std::to_string(f);
-    addArray(values[f], alias, "u." + alias);
+    input.add(values[f], alias, "u." + alias);
     const std::string quoted = connection_.quote(column.name);
     assignments.push_back(quoted + " = (i." + alias + ")::" + column.cast_type);
     current.push_back(comparable("_r." + quoted, column));
@@ -868,8 +885,7 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
       " AND m.syncpod_rows = 1 AND (i.syncpod_expected IS NULL OR "
       "coalesce(m.syncpod_version, '') = i.syncpod_expected)";
   std::string sql =
-      "WITH syncpod_input AS (SELECT " + joined(typed) + " FROM unnest(" + joined(arrays) +
-      ") AS u(" + joined(aliases) + ")), syncpod_found AS MATERIALIZED (SELECT i.syncpod_ord, "
+      "WITH syncpod_input AS (" + input.select() + "), syncpod_found AS MATERIALIZED (SELECT i.syncpod_ord, "
       "f.syncpod_row, f.syncpod_version FROM syncpod_input i CROSS JOIN LATERAL (SELECT (_r.tableoid, "
       "_r.ctid) AS syncpod_row, " + versionExpression(s) + " AS syncpod_version FROM " + table.qualified +
       " AS _r WHERE " + same_key + " LIMIT 2 FOR UPDATE) AS f), syncpod_matches AS (SELECT "
@@ -884,7 +900,7 @@ void PostgresConnector::runKeyed(const Stream& s, const Shape& shape, const Chan
          "syncpod_row) FROM syncpod_found) FROM syncpod_input i LEFT JOIN syncpod_matches m ON "
          "m.syncpod_ord = i.syncpod_ord LEFT JOIN syncpod_written w ON w.syncpod_ord = "
          "i.syncpod_ord";
-  const auto rows = connection_.exec(sql, params);
+  const auto rows = connection_.exec(sql, input.params());
   // Two keys of the run that name one row ("1.0" and "1" of a numeric key; a row is its table,
   // a partition say, and its place in it): the statement
   // wrote it once, where one change after the other may give other results.

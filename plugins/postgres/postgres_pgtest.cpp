@@ -146,7 +146,8 @@ TEST_F(PostgresTest, ManifestIsValid) {
   EXPECT_TRUE(manifestProblems(manifest).empty()) << manifest.dump(2);
   EXPECT_EQ(manifest["id"], "postgres");
   EXPECT_EQ(manifest["capabilities"]["configurable_streams"], true);
-  EXPECT_EQ(json_schema::secretPaths(manifest["config_schema"]), std::vector<std::string>{"/url"});
+  EXPECT_EQ(json_schema::secretPointers(manifest["config_schema"], {{"url", "postgresql://u:p@h/d"}}),
+            std::vector<std::string>{"/url"});
 }
 
 TEST_F(PostgresTest, BadConfigIsRejectedByTheSchema) {

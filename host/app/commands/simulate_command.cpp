@@ -74,7 +74,8 @@ std::pair<SimTime, SimTime> window(const std::string& name, const std::string& t
 
 /// The longest time series a run keeps up to its horizon: each sample is a few dozen bytes in
 /// memory and a line of the CSV.
-constexpr long long kMaxSamples = 1000000;
+/// The simulator's own cap on the time series.
+const long long kMaxSamples = static_cast<long long>(simulator::SimulationOptions{}.max_samples);
 
 /// `run.csv` → `run-seed.csv` when more than one policy writes.
 std::string outputPath(const std::string& path, const std::string& policy, bool several) {
@@ -232,7 +233,6 @@ class SimulateCommand final : public Command {
     for (const auto policy : policies) {
       auto run_options = options;
       run_options.scaling.policy = policy;
-      run_options.max_samples = kMaxSamples;
       const auto started = std::chrono::steady_clock::now();
       const auto result = simulator::simulate(workload, run_options);
       auto summary = simulator::summarize(workload, result);

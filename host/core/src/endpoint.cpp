@@ -287,7 +287,9 @@ Redactor LibraryPlugin::redactorFor(const Json& config) const {
 
 Result<EndpointPtr> LibraryPlugin::open(const Json& config, const CallHooks& hooks) const {
   try {
-    PluginCall call(id(), "open", hooks, redactorFor(config));
+    // Walks the schema and the config: once, for the call and the endpoint.
+    const Redactor redactor = redactorFor(config);
+    PluginCall call(id(), "open", hooks, redactor);
     const std::string config_text = text(config);
     const syncpod_bytes bytes{config_text.data(), config_text.size()};
     void* instance = nullptr;
@@ -301,7 +303,7 @@ Result<EndpointPtr> LibraryPlugin::open(const Json& config, const CallHooks& hoo
                                                  table_.close);
     if (error) return *error;
     auto endpoint =
-        std::make_unique<LibraryEndpoint>(shared_from_this(), instance, redactorFor(config));
+        std::make_unique<LibraryEndpoint>(shared_from_this(), instance, redactor);
     owned.release();
     return EndpointPtr(std::move(endpoint));
   } catch (const std::exception& error) {

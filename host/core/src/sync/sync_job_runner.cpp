@@ -27,7 +27,8 @@ const char* const kCursor =
 
 // Fenced like a completion: only while the job still runs as this attempt. An attempt the
 // queue took back (rescued) and gave to another must not move the cursor under the new one.
-// FOR SHARE waits for a rescue in progress and checks the job row as it leaves it.
+// FOR SHARE waits for a rescue in progress and checks the job row as it leaves it. The
+// created-records writes need no fence: what a stale attempt created in a system it did create.
 // $5: job id, $6: attempt.
 const char* const kSaveCursor = R"SQL(
 INSERT INTO sync_cursors (integration_id, stream, side, cursor)
@@ -78,7 +79,7 @@ class PgSyncState : public SyncState {
     auto rows = run(kSaveCursor, integration_, stream, std::string(toString(side)), value, job_, attempt_);
     if (!rows) return rows.error();
     if (rows->empty()) {
-      return Error{Error::Code::Conflict, "the cursor was not saved: job " + std::to_string(job_) +
+      return Error{Error::Code::Fenced, "the cursor was not saved: job " + std::to_string(job_) +
                                                " no longer runs as attempt " + std::to_string(attempt_) +
                                                " (the queue took it back)"};
     }
@@ -273,7 +274,7 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
     auto result = engine.run(request);
     if (!result) {
       spdlog::warn("sync failed: {}", result.error().message);
-      return ended(job, outcomeOf(result.error()), result.error().message, pg::jsonText(report.toJson()));
+      return ended(job, outcomeOf(result.error()), result.error().message, report.toJson().dump(-1, ' ', false, Json::error_handler_t::replace));
     }
     merge(report, std::move(*result));
   }
@@ -281,10 +282,10 @@ Completion SyncJobRunner::run(const Job& job, const std::function<bool()>& cance
   result["mode"] = plan ? "plan" : "commit";
   if (report.worthRetrying()) {
     spdlog::warn("sync finished with changes to retry");
-    return ended(job, Completion::Outcome::Retry, "some changes were answered retryable or conflict", pg::jsonText(result));
+    return ended(job, Completion::Outcome::Retry, "some changes were answered retryable or conflict", result.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   spdlog::info("sync finished");
-  return ended(job, Completion::Outcome::Succeeded, {}, pg::jsonText(result));
+  return ended(job, Completion::Outcome::Succeeded, {}, result.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 }  // namespace syncpod::core

@@ -208,13 +208,12 @@ class Connection final : public Poco::Net::TCPServerConnection {
     }
     auto* recorder = new HeaderRecordingSocket(fd);
     Session session{Poco::Net::StreamSocket(recorder), factory_.params_};  // the socket owns it
-    Ending ending = Ending::Quietly;
+    Ending ending = Ending::Close;
     while (!stopped_ && session.hasMoreRequests()) {
       ending = serve(session, *recorder);
       if (ending != Ending::NotYet) break;
     }
-    // Also after the last of the keep-alive limit's requests, or one without keep-alive.
-    if (ending != Ending::Quietly) lingerBeforeClosing(fd);
+    if (ending == Ending::Linger) lingerBeforeClosing(fd);
   }
 
   /// Ends the connection, from another thread: its socket's reads and writes fail from now on.
@@ -229,9 +228,9 @@ class Connection final : public Poco::Net::TCPServerConnection {
 
  private:
   enum class Ending {
-    NotYet,       ///< the connection goes on to its next request
-    AfterAnswer,  ///< it closes after an answer, perhaps with some of the request unread
-    Quietly,      ///< it closes with nothing sent: the client went away, or said nothing in time
+    NotYet,  ///< the connection goes on to its next request
+    Close,   ///< it closes: nothing of the request is left unread, or nobody is left to answer
+    Linger,  ///< it closes after an answer, with some of the request perhaps unread
   };
 
   /// Reads a request and answers it; says whether and how the connection is to close.
@@ -242,34 +241,36 @@ class Connection final : public Poco::Net::TCPServerConnection {
     try {
       request.emplace(response, session, factory_.params_.get());
     } catch (const Poco::Net::NoMessageException&) {
-      return Ending::Quietly;  // the connection ended between requests
+      return Ending::Close;  // the connection ended between requests
     } catch (const Poco::Exception& error) {
       const auto answer = unreadable(error, session);
-      if (!answer) return Ending::Quietly;
+      if (!answer) return Ending::Close;
       refuse(session, *answer);
-      return Ending::AfterAnswer;
+      return Ending::Linger;
     }
     const auto header = recorder.endHeader(session.unread());
     if (const auto problem = malformedFieldLine(header)) {
       refuse(session, {400, "bad_request", "the request's header could not be read: " + *problem});
-      return Ending::AfterAnswer;
+      return Ending::Linger;
     }
     const bool keep_alive = factory_.params_->getKeepAlive() && session.canKeepAlive();
     response.setDate(Poco::Timestamp());
     response.setVersion(request->getVersion());
     response.setKeepAlive(keep_alive && request->getKeepAlive());
     if (!server_.empty()) response.set("Server", server_);
+    bool read_whole = false;
     try {
       if (request->getExpectContinue() && response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK) {
         response.sendContinue();
       }
-      factory_.handler_.handle(*request, response);
+      read_whole = factory_.handler_.handle(*request, response);
     } catch (const Poco::Exception& error) {
       spdlog::debug("connection ended while answering: {}", error.displayText());
-      return Ending::Quietly;
+      return Ending::Close;
     }
     session.setKeepAlive(keep_alive && response.getKeepAlive());
-    return session.getKeepAlive() ? Ending::NotYet : Ending::AfterAnswer;
+    if (session.getKeepAlive()) return Ending::NotYet;
+    return read_whole ? Ending::Close : Ending::Linger;
   }
 
   /// Closes the sending side and reads what the client still sends until it closes too, for a

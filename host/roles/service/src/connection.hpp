@@ -37,8 +37,10 @@ class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
 
-  /// Answers a request whose header has been read; its body has not been.
-  virtual void handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) = 0;
+  /// Answers a request whose header has been read; its body has not been. Returns whether the
+  /// request was read to its end, its body included: if not, the connection closes after the
+  /// answer and reads what is left first (a lingering close).
+  virtual bool handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) = 0;
 
   /// Answers a request that could not be read with `error`. `out` says `Connection: close`:
   /// the connection is closed after it.

@@ -196,7 +196,7 @@ class ApiRequestHandler final : public RequestHandler {
                     HttpMetrics& metrics)
       : router_(router), pool_(pool), options_(options), metrics_(metrics) {}
 
-  void handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
+  bool handle(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
     ApiResponse response;
     std::string route;
     bool body_read = false;
@@ -220,6 +220,7 @@ class ApiRequestHandler final : public RequestHandler {
     // Whatever is left of an unread body would be read as the next request on the connection.
     if (!body_read) out.setKeepAlive(false);
     answer(out, response);
+    return body_read;
   }
 
   /// A request the connection could not read: no route, no method known.

@@ -203,13 +203,13 @@ class ProcessJobRun final : public JobRun {
       pollfd waits[2] = {{end_of_result ? -1 : read_fd, POLLIN, 0}, {exit_fd, POLLIN, 0}};
       const int timeout_ms = end_of_result && exit_fd < 0 ? 10 : 100;
       if (::poll(waits, 2, timeout_ms) > 0 && (waits[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
-          !readSome(read_fd, output, 0)) {
+          !readReady(read_fd, output)) {
         end_of_result = true;
         result_ended_at = std::chrono::steady_clock::now();
       }
     }
     // What the child wrote before it ended, without waiting for others holding the pipe.
-    while (!end_of_result && readSome(read_fd, output, 0)) {
+    while (!end_of_result && readReady(read_fd, output)) {
     }
     ::close(read_fd);
     if (exit_fd >= 0) ::close(exit_fd);
@@ -254,12 +254,13 @@ class ProcessJobRun final : public JobRun {
     return reported;
   }
 
-  /// Reads what `fd` has within `timeout_ms` onto `output`; false at its end (or an error).
-  static bool readSome(int fd, std::string& output, int timeout_ms) {
+  /// Reads what `fd` has ready onto `output`, without waiting; false when nothing more is
+  /// ready, at the end of the input, or on an error.
+  static bool readReady(int fd, std::string& output) {
     pollfd entry{fd, POLLIN, 0};
-    const int ready = ::poll(&entry, 1, timeout_ms);
+    const int ready = ::poll(&entry, 1, 0);
     if (ready < 0) return errno == EINTR;
-    if (ready == 0) return timeout_ms > 0;  // nothing yet; with no wait: nothing more now
+    if (ready == 0) return false;
     char buffer[4096];
     const auto count = ::read(fd, buffer, sizeof buffer);
     if (count < 0) return errno == EINTR;

@@ -258,17 +258,6 @@ inline bool isSecret(const Json& schema) {
   return w != schema.end() && w->is_boolean() && w->get<bool>();
 }
 
-inline void collectSecrets(const Json& schema, const std::string& path, std::vector<std::string>& out) {
-  if (!schema.is_object()) return;
-  if (isSecret(schema)) {
-    out.push_back(path);
-    return;
-  }
-  if (const auto p = schema.find("properties"); p != schema.end() && p->is_object()) {
-    for (const auto& [name, sub] : p->items()) collectSecrets(sub, path + "/" + escapePointer(name), out);
-  }
-}
-
 /// Walks `value` with its schema: a member goes by its property's schema, or else by
 /// additionalProperties; an array element by items. So a secret inside a map of named
 /// settings or in a list is found where it is.
@@ -314,15 +303,6 @@ inline std::vector<Violation> validate(const Json& schema, const Json& value) {
   std::vector<Violation> violations;
   detail::validateAt(schema, value, "", violations);
   return violations;
-}
-
-/// JSON Pointers of the properties the schema marks as secrets ("writeOnly": true), through
-/// "properties" only. Secrets under additionalProperties or items have no fixed pointer: see
-/// secretPointers.
-inline std::vector<std::string> secretPaths(const Json& schema) {
-  std::vector<std::string> paths;
-  detail::collectSecrets(schema, "", paths);
-  return paths;
 }
 
 /// JSON Pointers of the values in `config` that the schema marks as secrets ("writeOnly":
